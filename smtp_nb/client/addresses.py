@@ -1,0 +1,137 @@
+"""Mailbox and command-argument validation of our own (RFC 5321 / RFC 6531).
+
+``email.utils.parseaddr`` changed strictness between Python patch releases and
+lets injected text through on older ones, so envelope addresses are checked
+here, with one error message per problem, before any byte is sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+__all__ = ["check_argument", "needs_smtputf8", "parse_address", "quote_address"]
+
+# C0 controls and DEL: CR, LF and NUL in particular would let an argument end a
+# command line and start another one (command injection).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# atext of RFC 5322, plus any non-ASCII character (RFC 6531) and '.', so that
+# legacy local parts with doubled or trailing dots are still deliverable.
+_DOT_STRING = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+")
+_QUOTED = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"')
+_LABEL = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff](?:[A-Za-z0-9_\-\u0080-\U0010ffff]*[A-Za-z0-9_\u0080-\U0010ffff])?")
+_GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
+_MAX_LENGTH = 998
+
+
+def _problem(text: str, reason: str) -> ValueError:
+    return ValueError(f"invalid email address {text!r}: {reason}")
+
+
+def check_argument(value: str, what: str) -> str:
+    """Return ``value`` if it can go on a command line; raise ``ValueError`` naming ``what`` if not."""
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ValueError(
+            f"{what} {value!r} contains the control character {bad.group()!r}; "
+            "CR, LF, NUL and other control characters are never sent, because "
+            "they could end the command and start another one"
+        )
+    return value
+
+
+def _check_domain(text: str, domain: str) -> None:
+    if not domain:
+        raise _problem(text, "the domain after '@' is empty")
+    if domain.startswith("[") and domain.endswith("]"):
+        literal = domain[1:-1]
+        if literal.lower().startswith("ipv6:"):
+            try:
+                ipaddress.IPv6Address(literal[5:])
+            except ValueError:
+                raise _problem(text, f"{domain} is not a valid IPv6 address literal") from None
+            return
+        try:
+            ipaddress.IPv4Address(literal)
+        except ValueError:
+            if not _GENERAL_LITERAL.fullmatch(literal):
+                raise _problem(text, f"{domain} is not a valid address literal") from None
+        return
+    for label in domain.split("."):
+        if not label:
+            raise _problem(text, f"the domain {domain!r} has an empty label (two dots, or a dot at an end)")
+        if not _LABEL.fullmatch(label):
+            raise _problem(
+                text,
+                f"the domain {domain!r} may only hold letters, digits and '-' "
+                f"(not at the start or end of a label); {label!r} does not fit",
+            )
+
+
+def parse_address(text: str, *, allow_empty: bool = False) -> str:
+    """The bare mailbox (``local@domain``) of ``text``, or ``ValueError`` saying what is wrong.
+
+    ``text`` may be a bare mailbox, ``<mailbox>`` or ``Display Name <mailbox>``.
+    ``allow_empty`` admits the null reverse-path ``<>`` (for MAIL FROM of bounces).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"an email address must be a str, not {type(text).__name__}")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise _problem(
+            text,
+            f"it contains the control character {bad.group()!r}; CR, LF and NUL "
+            "are refused because they could inject commands or headers",
+        )
+    stripped = text.strip()
+    if stripped.endswith(">") and "<" in stripped:
+        mailbox = stripped[stripped.rindex("<") + 1 : -1].strip()
+    else:
+        mailbox = stripped
+    if not mailbox:
+        if allow_empty:
+            return ""
+        raise _problem(text, "it is empty")
+    if len(mailbox) > _MAX_LENGTH:
+        raise _problem(text, f"it is {len(mailbox)} characters long (at most {_MAX_LENGTH})")
+    if mailbox.startswith("@"):
+        raise _problem(text, "source routes (<@relay:user@domain>) are not supported; give the mailbox alone")
+
+    domain: str | None
+    quoted = _QUOTED.match(mailbox) if mailbox.startswith('"') else None
+    if quoted:
+        local, rest = quoted.group(), mailbox[quoted.end() :]
+        if rest and not rest.startswith("@"):
+            raise _problem(text, "text follows the quoted local part without an '@'")
+        domain = rest[1:] if rest else None
+    else:
+        local, at, domain_part = mailbox.rpartition("@")
+        if at:
+            domain = domain_part
+        else:
+            local, domain = mailbox, None
+        if not local:
+            raise _problem(text, "the local part before '@' is empty")
+        if not _DOT_STRING.fullmatch(local):
+            offending = sorted({c for c in local if not _DOT_STRING.fullmatch(c)})
+            raise _problem(
+                text,
+                f"the local part {local!r} holds {''.join(offending)!r}, which is "
+                "only allowed inside a quoted local part",
+            )
+    if domain is None:
+        if local.lower() != "postmaster":
+            raise _problem(text, "it has no '@domain' (only <postmaster> may go without a domain)")
+        return mailbox
+    _check_domain(text, domain)
+    return mailbox
+
+
+def quote_address(text: str, *, allow_empty: bool = False) -> str:
+    """``<mailbox>`` of ``text`` as it goes on a MAIL or RCPT command."""
+    return f"<{parse_address(text, allow_empty=allow_empty)}>"
+
+
+def needs_smtputf8(*addresses: str) -> bool:
+    """True if any address has non-ASCII characters (the server must offer SMTPUTF8)."""
+    return not all(address.isascii() for address in addresses)
