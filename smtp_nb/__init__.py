@@ -1,0 +1,29 @@
+"""smtp_nb: SMTP as a first-class citizen of Jupyter.
+
+``from smtp_nb import SMTP`` gives the async client; ``%load_ext smtp_nb``
+loads the notebook magics. Importing the package never imports IPython,
+ipywidgets, aiosmtpd or pandas.
+"""
+
+from typing import Any
+
+from .client import *  # noqa: F403 - re-export the client's public API
+from .client import __all__ as _client_all
+
+__version__ = "0.1.0"
+
+__all__ = [*_client_all, "load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext smtp_nb``: register the magics."""
+    from .notebook.extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext smtp_nb``: close connections, stop the embedded server."""
+    from .notebook.extension import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,28 @@
+"""The async SMTP client (standard library only)."""
+
+from .addresses import parse_address
+from .api import send
+from .auth import Secret
+from .errors import *  # noqa: F403 - the exception tree is the public API
+from .errors import __all__ as _errors
+from .response import SMTPResponse, SMTPStatus
+from .smtp import DEFAULT_TIMEOUT, SMTP, SMTP_PORT, SMTP_STARTTLS_PORT, SMTP_TLS_PORT
+from .transaction import Delivery
+from .transcript import Transcript, TranscriptEntry
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "SMTP",
+    "SMTP_PORT",
+    "SMTP_STARTTLS_PORT",
+    "SMTP_TLS_PORT",
+    "Delivery",
+    "SMTPResponse",
+    "SMTPStatus",
+    "Secret",
+    "Transcript",
+    "TranscriptEntry",
+    "parse_address",
+    "send",
+    *_errors,
+]

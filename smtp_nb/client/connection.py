@@ -1,0 +1,323 @@
+"""One connection's I/O: queue command lines, write them in one go, read their replies in order.
+
+The protocol counts how many replies it expects; a reply nobody asked for is
+dropped (a 421 closes the connection), so a server cannot slip an answer in
+ahead of a command. Every wait is bounded by a timer instead of
+``asyncio.wait_for``, which keeps the per-reply cost low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from typing import Any, cast
+
+from .errors import (
+    SMTPConnectError,
+    SMTPException,
+    SMTPProtocolError,
+    SMTPReadTimeoutError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from .protocol import ReplyParser
+from .response import SMTPResponse
+from .transcript import REDACTED, Transcript
+
+__all__ = ["Connection", "describe_tls_error"]
+
+
+def describe_tls_error(exc: BaseException, host: str | None) -> str:
+    """A sentence on why TLS failed, and what to do about it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or str(exc)
+        return (
+            f"the TLS certificate of {host or 'the server'} failed verification ({reason}); "
+            "pass cert_bundle='ca.pem' to trust its issuer, or validate_certs=False to "
+            "skip verification on a network you trust"
+        )
+    return f"the TLS handshake with {host or 'the server'} failed: {exc}"
+
+
+class Connection(asyncio.Protocol):
+    """Bytes in and out of one socket, and the replies the client is waiting for."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transcript: Transcript) -> None:
+        self.loop = loop
+        self.transcript = transcript
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.error: SMTPException | None = None
+        self.quit_sent = False
+        self._parser = ReplyParser()
+        self._replies: collections.deque[SMTPResponse] = collections.deque()
+        self._expected = 1  # the greeting
+        self._outgoing: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._want = 0
+        self._paused = False
+        self._writable: asyncio.Future[None] | None = None
+        self._discarding = False
+        self._in_auth = False
+        #: Text that must not reach the transcript (set by the client during AUTH).
+        self.secrets: list[str] = []
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding or self.error is not None:
+            return
+        try:
+            replies = self._parser.feed(data)
+        except SMTPProtocolError as exc:
+            self.transcript.record("*", f"protocol error: {exc.message}")
+            self._fail(exc)
+            return
+        record = self.transcript.record
+        for reply in replies:
+            if self._expected:
+                self._expected -= 1
+                self._replies.append(reply)
+                record("<", self._scrubbed(_reply_text(reply)) if self.secrets else _reply_text(reply))
+                if reply.code != 334:
+                    self._in_auth = False
+            elif reply.code == 421:
+                record("<", _reply_text(reply))
+                self._fail(SMTPServerDisconnected(f"the server is closing the connection: {reply}"))
+                return
+            else:
+                record("*", f"ignored a reply nobody asked for: {reply}")
+        waiter = self._waiter
+        if waiter is not None and len(self._replies) >= self._want and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.quit_sent and self._expected:
+            # The server closed after QUIT without its 221: that is what QUIT asks for.
+            self._expected -= 1
+            self._replies.append(SMTPResponse(221, "connection closed after QUIT"))
+            waiter = self._waiter
+            if waiter is not None and len(self._replies) >= self._want and not waiter.done():
+                waiter.set_result(None)
+        detail = f": {exc}" if exc else ""
+        mid = " in the middle of a reply" if self._parser.has_partial else ""
+        self._fail(SMTPServerDisconnected(f"the server closed the connection{mid}{detail}"))
+        self.transcript.record("*", "connection closed")
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        transport = self.transport
+        return self.error is None and transport is not None and not transport.is_closing()
+
+    @property
+    def is_tls(self) -> bool:
+        return self.extra("sslcontext") is not None
+
+    def extra(self, key: str) -> Any:
+        return self.transport.get_extra_info(key) if self.transport is not None else None
+
+    def _fail(self, exc: SMTPException) -> None:
+        """Make the connection unusable: wake the waiter with ``exc`` and close the transport."""
+        if self.error is None:
+            self.error = exc
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        writable = self._writable
+        if writable is not None and not writable.done():
+            writable.set_exception(exc)
+        if self.transport is not None and not self.transport.is_closing():
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        assert self.transport is not None
+        if self.is_tls:
+            self.transport.abort()  # no close_notify exchange that could hang
+        else:
+            self.transport.close()
+
+    def close(self, reason: str = "the connection was closed by the client") -> None:
+        self._fail(SMTPServerDisconnected(reason))
+
+    # -- writing --------------------------------------------------------------
+
+    def queue_command(self, line: bytes, *, shown: str | None = None) -> None:
+        """Queue one CRLF-terminated command line that expects one reply."""
+        self._outgoing.append(line)
+        self._expected += 1
+        if shown is None:
+            shown = self._redacted(line)
+        self.transcript.record(">", shown)
+
+    def queue_data(self, payload: bytes, *, expect: int = 1, shown: str) -> None:
+        """Queue message data (after DATA, or a BDAT chunk) that expects ``expect`` replies."""
+        self._outgoing.append(payload)
+        self._expected += expect
+        self.transcript.record(">", shown)
+
+    def _redacted(self, line: bytes) -> str:
+        if line[:5].upper() == b"AUTH ":
+            self._in_auth = True
+            words = line[:-2].split(b" ")
+            if len(words) > 2:
+                return f"AUTH {words[1].decode('ascii', 'replace')} {REDACTED}"
+        elif self._in_auth:
+            return REDACTED
+        return line[:-2].decode("utf-8", "replace")
+
+    def _scrubbed(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def flush(self) -> None:
+        """Write everything queued in one call."""
+        if self.error is not None:
+            self._outgoing.clear()
+            raise self.error
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self._outgoing.clear()
+            self._fail(SMTPServerDisconnected("the connection is closed"))
+            assert self.error is not None
+            raise self.error
+        outgoing = self._outgoing
+        if len(outgoing) == 1:
+            transport.write(outgoing[0])
+        else:
+            transport.write(b"".join(outgoing))
+        outgoing.clear()
+
+    async def wait_writable(self, timeout: float | None) -> None:
+        """Wait while the write buffer is over its high-water mark.
+
+        The timeout bounds a period without progress, not the whole transfer,
+        so a large message on a slow link is not cut off while it still moves.
+        """
+        while self._paused:
+            if self.error is not None:
+                raise self.error
+            assert self.transport is not None
+            before = self.transport.get_write_buffer_size()
+            waiter = self._writable = self.loop.create_future()
+            handle = self.loop.call_later(timeout, _settle, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._writable = None
+                if handle is not None:
+                    handle.cancel()
+            if self._paused and self.transport.get_write_buffer_size() >= before:
+                exc = SMTPTimeoutError(f"sending message data made no progress for {timeout} seconds")
+                self._fail(exc)
+                raise exc
+
+    # -- reading --------------------------------------------------------------
+
+    async def read(self, count: int, timeout: float | None) -> list[SMTPResponse]:
+        """The next ``count`` replies, waiting at most ``timeout`` seconds for them.
+
+        On a timeout or a lost connection the error is raised and the replies
+        that did arrive stay available to ``take_arrived()``.
+        """
+        replies = self._replies
+        if len(replies) < count:
+            if self.error is not None:
+                raise self.error
+            waiter = self._waiter = self.loop.create_future()
+            self._want = count
+            handle = self.loop.call_later(timeout, self._time_out, waiter, timeout) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if handle is not None:
+                    handle.cancel()
+        if count == 1:
+            return [replies.popleft()]
+        return [replies.popleft() for _ in range(count)]
+
+    def take_arrived(self) -> list[SMTPResponse]:
+        """Replies that arrived before a failure, in order."""
+        arrived = list(self._replies)
+        self._replies.clear()
+        return arrived
+
+    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if not waiter.done():
+            self.transcript.record("*", f"no reply within {timeout} seconds")
+            self._fail(SMTPReadTimeoutError(f"the server did not reply within {timeout} seconds"))
+
+    # -- TLS --------------------------------------------------------------------
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None) -> None:
+        """Upgrade to TLS after the server's 220 to STARTTLS.
+
+        Whatever the server sent before the handshake is discarded (RFC 3207
+        section 4.2): injected plaintext can never be read as a reply later.
+        """
+        assert self.transport is not None
+        self._parser.clear()
+        self._replies.clear()
+        self._expected = 0
+        self._discarding = True
+        try:
+            transport = await asyncio.wait_for(
+                self.loop.start_tls(
+                    self.transport,
+                    self,
+                    context,
+                    server_hostname=server_hostname,
+                    ssl_handshake_timeout=timeout,
+                ),
+                timeout,
+            )
+        except (asyncio.TimeoutError, ConnectionAbortedError) as exc:
+            self.close()
+            raise SMTPTimeoutError(f"the TLS handshake did not finish within {timeout} seconds") from exc
+        except ssl.SSLError as exc:
+            self.close()
+            raise SMTPConnectError(describe_tls_error(exc, server_hostname)) from exc
+        except OSError as exc:
+            self.close()
+            raise SMTPServerDisconnected(f"the connection was lost during the TLS handshake: {exc}") from exc
+        finally:
+            self._discarding = False
+        if transport is None:  # the connection was closed during the handshake
+            self.close()
+            raise SMTPServerDisconnected("the connection was lost during the TLS handshake")
+        self._parser.clear()
+        self.transport = transport
+        cipher = transport.get_extra_info("cipher")
+        self.transcript.record("*", f"TLS started ({cipher[1]}, {cipher[0]})" if cipher else "TLS started")
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _reply_text(reply: SMTPResponse) -> str:
+    if "\n" not in reply.message:
+        return f"{reply.code} {reply.message}"
+    lines = reply.message.split("\n")
+    return "\n".join(f"{reply.code}-{line}" for line in lines[:-1]) + f"\n{reply.code} {lines[-1]}"
