@@ -237,3 +237,22 @@ async def test_null_sender_for_bounces(server):
         await client.sendmail("<>", "b@example.com", "Subject: bounce\n\nx")
     assert "MAIL FROM:<> SIZE=22" in [e.text for e in client.transcript]
     assert server.messages[0].mail_from == "<>"  # how aiosmtpd reports the null reverse-path
+
+
+async def test_one_shot_send(starttls_server):
+    import smtp_nb
+
+    options = {"hostname": starttls_server.host, "port": starttls_server.port, "cert_bundle": starttls_server.ca_path}
+    message = EmailMessage()
+    message["From"] = "a@example.com"
+    message["To"] = "b@example.com"
+    message["Subject"] = "one shot"
+    message.set_content("hi")
+    refused, reply = await smtp_nb.send(message, username="demo", password="demo-password", **options)
+    assert refused == {} and reply.startswith("OK queued as")
+    await smtp_nb.send("Subject: raw\n\nhi", sender="c@example.com", recipients=["d@example.com"], **options)
+    with pytest.raises(ValueError, match="needs sender= and recipients="):
+        await smtp_nb.send("Subject: raw\n\nhi", **options)
+    first, second = starttls_server.messages
+    assert (first.subject, first.tls, first.login) == ("one shot", True, "demo")
+    assert (second.mail_from, second.rcpt_tos) == ("c@example.com", ("d@example.com",))
