@@ -12,7 +12,18 @@ from .client import __all__ as _client_all
 
 __version__ = "0.1.0"
 
-__all__ = [*_client_all, "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [*_client_all, "load_ipython_extension", "session", "unload_ipython_extension"]
+
+
+def session() -> Any:
+    """The kernel's SMTP session: named connections on one background event loop.
+
+    ``smtp_nb.session().client()`` is the current connection, usable with
+    ``await`` in a cell and synchronously alike.
+    """
+    from .notebook.session import get_session
+
+    return get_session()
 
 
 def load_ipython_extension(ipython: Any) -> None:
