@@ -119,7 +119,8 @@ class RuleHandler(InboxHandler):
     """The inbox, plus refusals the test sets in ``server.rules``.
 
     ``rules["MAIL"][address]`` / ``rules["RCPT"][address]`` is the reply that
-    refuses that address; ``rules["DATA"]`` replaces the reply after the data;
+    refuses that address; ``rules["DATA"]`` replaces the reply after the data
+    (a dict refuses only messages containing one of its keys);
     ``rules["without"]`` lists EHLO keywords to hide.
     """
 
@@ -150,6 +151,9 @@ class RuleHandler(InboxHandler):
 
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         refusal = self.server.rules.get("DATA")
+        if isinstance(refusal, dict):  # {text in the message: reply}
+            content = envelope.original_content or b""
+            refusal = next((reply for text, reply in refusal.items() if text.encode() in content), None)
         if refusal:
             return refusal
         return await super().handle_DATA(smtp, session, envelope)

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .protocol import ReplyParser
 from .response import SMTPResponse
-from .transcript import REDACTED, Transcript
+from .transcript import REDACTED, Payload, Transcript, render
 
 __all__ = ["Connection", "describe_tls_error"]
 
@@ -50,16 +50,23 @@ class Connection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: SMTPException | None = None
         self.quit_sent = False
+        #: Set by send_many() while it waits for its caller with a transaction
+        #: open (data still due, or an RSET owed).
+        self.transaction_open = False
         self._parser = ReplyParser()
         self._replies: collections.deque[SMTPResponse] = collections.deque()
         self._expected = 1  # the greeting
         self._outgoing: list[bytes] = []
+        self._shown: list[Payload] = []
         self._waiter: asyncio.Future[None] | None = None
         self._want = 0
         self._paused = False
         self._writable: asyncio.Future[None] | None = None
         self._discarding = False
         self._in_auth = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
         #: Text that must not reach the transcript (set by the client during AUTH).
         self.secrets: list[str] = []
 
@@ -77,20 +84,24 @@ class Connection(asyncio.Protocol):
             self.transcript.record("*", f"protocol error: {exc.message}")
             self._fail(exc)
             return
-        record = self.transcript.record
+        shown: list[Payload] = []
         for reply in replies:
             if self._expected:
                 self._expected -= 1
                 self._replies.append(reply)
-                record("<", self._scrubbed(_reply_text(reply)) if self.secrets else _reply_text(reply))
+                shown.append(self._scrubbed(render(reply)) if self.secrets else reply)
                 if reply.code != 334:
                     self._in_auth = False
             elif reply.code == 421:
-                record("<", _reply_text(reply))
+                self.transcript.record_many("<", [*shown, reply])
                 self._fail(SMTPServerDisconnected(f"the server is closing the connection: {reply}"))
                 return
             else:
-                record("*", f"ignored a reply nobody asked for: {reply}")
+                self.transcript.record_many("<", shown)
+                shown = []
+                self.transcript.record("*", f"ignored a reply nobody asked for: {reply}")
+        if shown:
+            self.transcript.record_many("<", shown)
         waiter = self._waiter
         if waiter is not None and len(self._replies) >= self._want and not waiter.done():
             waiter.set_result(None)
@@ -139,6 +150,9 @@ class Connection(asyncio.Protocol):
         """Make the connection unusable: wake the waiter with ``exc`` and close the transport."""
         if self.error is None:
             self.error = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -160,29 +174,27 @@ class Connection(asyncio.Protocol):
 
     # -- writing --------------------------------------------------------------
 
-    def queue_command(self, line: bytes, *, shown: str | None = None) -> None:
+    def queue_command(self, line: bytes) -> None:
         """Queue one CRLF-terminated command line that expects one reply."""
         self._outgoing.append(line)
         self._expected += 1
-        if shown is None:
-            shown = self._redacted(line)
-        self.transcript.record(">", shown)
+        self._shown.append(self._redacted(line) if self._in_auth or line[:5].upper() == b"AUTH " else line)
 
     def queue_data(self, payload: bytes, *, expect: int = 1, shown: str) -> None:
         """Queue message data (after DATA, or a BDAT chunk) that expects ``expect`` replies."""
         self._outgoing.append(payload)
         self._expected += expect
-        self.transcript.record(">", shown)
+        self._shown.append(shown)
 
     def _redacted(self, line: bytes) -> str:
+        """An AUTH command or a line of an AUTH exchange, with the credentials hidden."""
         if line[:5].upper() == b"AUTH ":
             self._in_auth = True
             words = line[:-2].split(b" ")
             if len(words) > 2:
                 return f"AUTH {words[1].decode('ascii', 'replace')} {REDACTED}"
-        elif self._in_auth:
-            return REDACTED
-        return line[:-2].decode("utf-8", "replace")
+            return line[:-2].decode("ascii", "replace")
+        return REDACTED
 
     def _scrubbed(self, text: str) -> str:
         for secret in self.secrets:
@@ -191,21 +203,25 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write everything queued in one call."""
+        outgoing, shown = self._outgoing, self._shown
         if self.error is not None:
-            self._outgoing.clear()
+            outgoing.clear()
+            shown.clear()
             raise self.error
         transport = self.transport
         if transport is None or transport.is_closing():
-            self._outgoing.clear()
+            outgoing.clear()
+            shown.clear()
             self._fail(SMTPServerDisconnected("the connection is closed"))
             assert self.error is not None
             raise self.error
-        outgoing = self._outgoing
         if len(outgoing) == 1:
             transport.write(outgoing[0])
         else:
             transport.write(b"".join(outgoing))
         outgoing.clear()
+        self.transcript.record_many(">", shown)
+        shown.clear()
 
     async def wait_writable(self, timeout: float | None) -> None:
         """Wait while the write buffer is over its high-water mark.
@@ -245,13 +261,12 @@ class Connection(asyncio.Protocol):
                 raise self.error
             waiter = self._waiter = self.loop.create_future()
             self._want = count
-            handle = self.loop.call_later(timeout, self._time_out, waiter, timeout) if timeout is not None else None
+            if timeout is not None:
+                self._arm(timeout)
             try:
                 await waiter
             finally:
                 self._waiter = None
-                if handle is not None:
-                    handle.cancel()
         if count == 1:
             return [replies.popleft()]
         return [replies.popleft() for _ in range(count)]
@@ -262,10 +277,30 @@ class Connection(asyncio.Protocol):
         self._replies.clear()
         return arrived
 
-    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        if not waiter.done():
-            self.transcript.record("*", f"no reply within {timeout} seconds")
-            self._fail(SMTPReadTimeoutError(f"the server did not reply within {timeout} seconds"))
+    def _arm(self, timeout: float) -> None:
+        """Set the deadline of the current wait.
+
+        One timer per connection checks it, re-arming itself when the deadline
+        has moved on, so a read costs a clock read instead of a timer handle.
+        """
+        self._timeout = timeout
+        self._deadline = self.loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > self._deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing is waiting: the next wait arms a new timer
+        if self.loop.time() >= self._deadline:
+            self.transcript.record("*", f"no reply within {self._timeout} seconds")
+            self._fail(SMTPReadTimeoutError(f"the server did not reply within {self._timeout} seconds"))
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
 
     # -- TLS --------------------------------------------------------------------
 
@@ -314,10 +349,3 @@ class Connection(asyncio.Protocol):
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _reply_text(reply: SMTPResponse) -> str:
-    if "\n" not in reply.message:
-        return f"{reply.code} {reply.message}"
-    lines = reply.message.split("\n")
-    return "\n".join(f"{reply.code}-{line}" for line in lines[:-1]) + f"\n{reply.code} {lines[-1]}"

@@ -28,6 +28,7 @@ MAX_LINE_LENGTH = 8192
 MAX_REPLY_LENGTH = 65536
 
 _LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+_new_tuple = tuple.__new__  # builds an SMTPResponse without NamedTuple's Python-level __new__
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
@@ -61,25 +62,32 @@ class ReplyParser:
         """Add received bytes; return the replies they complete, in order."""
         if self._partial:
             data = self._partial + data
-            self._partial = b""
+        lines = data.split(b"\n")
+        rest = lines.pop()  # after the last line ending: the start of a line still to come
+        if len(rest) > MAX_LINE_LENGTH:
+            self.clear()
+            raise SMTPProtocolError(f"the server sent a reply line longer than {MAX_LINE_LENGTH} bytes")
+        self._partial = rest
         replies: list[SMTPResponse] = []
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                rest = data[start:]
-                if len(rest) > MAX_LINE_LENGTH:
-                    raise SMTPProtocolError(f"the server sent a reply line longer than {MAX_LINE_LENGTH} bytes")
-                self._partial = rest
-                return replies
-            line = data[start:end]
-            start = end + 1
+        for line in lines:
+            code = line[:3]
+            if (
+                line[3:4] == b" "
+                and not self._lines
+                and code.isdigit()
+                and 50 <= code[0] <= 53  # "2".."5"
+                and len(line) <= MAX_LINE_LENGTH
+            ):  # the common one-line reply, in one step
+                message = line[4:].strip().decode("utf-8", "backslashreplace")
+                replies.append(_new_tuple(SMTPResponse, (int(code), message)))
+                continue
             if len(line) > MAX_LINE_LENGTH:
+                self.clear()
                 raise SMTPProtocolError(f"the server sent a reply line longer than {MAX_LINE_LENGTH} bytes")
-            if line.endswith(b"\r"):
+            if line[-1:] == b"\r":
                 line = line[:-1]
-            separator = line[3:4]
-            if not (len(line) >= 3 and line[:3].isdigit() and line[:1] in b"2345" and separator in b" -"):
+            code, separator = line[:3], line[3:4]
+            if not (len(code) == 3 and code.isdigit() and code[0] in b"2345" and separator in b" -"):
                 self.clear()
                 shown = line[:80].decode("ascii", "backslashreplace")
                 raise SMTPProtocolError(f"the server sent something that is not an SMTP reply: {shown!r}")
@@ -97,7 +105,8 @@ class ReplyParser:
                 self._size = 0
             else:
                 text = line[4:].strip()
-            replies.append(SMTPResponse(int(line[:3]), text.decode("utf-8", "backslashreplace")))
+            replies.append(SMTPResponse(int(code), text.decode("utf-8", "backslashreplace")))
+        return replies
 
 
 def encode_command(*parts: bytes) -> bytes:

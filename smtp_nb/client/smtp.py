@@ -17,7 +17,7 @@ import ipaddress
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Optional, TypeVar, Union, cast
 
@@ -45,7 +45,7 @@ from .message import extract_recipients, extract_sender, flatten_message
 from .protocol import dot_stuff, encode_command, normalize_line_endings, parse_ehlo
 from .response import SMTPResponse, SMTPStatus
 from .sync import run_sync, wait_threadsafe
-from .transaction import Delivery, Prepared, Pulled, send_pipelined, send_sequential
+from .transaction import Delivery, Prepared, send_pipelined, send_sequential
 from .transcript import Transcript, TranscriptEntry
 
 __all__ = [
@@ -372,10 +372,17 @@ class SMTP:
                 "or call its *_sync methods, which hand the call to that loop"
             )
         if self._pipeline_task is not None and self._pipeline_task is asyncio.current_task():
-            raise SMTPException(
-                "send_many() is in progress on this client: finish (or break out of) its loop "
-                "before sending other commands"
-            )
+            # A command from the task that runs send_many(): its loop was left
+            # (break, return, an exception) or the command comes from inside it.
+            # Python finalizes an abandoned async generator only later, so act now.
+            self._pipeline_task = None
+            if conn.transaction_open:
+                conn.close("a send_many() loop was left with a transaction open")
+                raise SMTPException(
+                    "a send_many() loop on this client was left (or is still running) while a message's "
+                    "data was due, so the connection was closed: nothing half-sent is delivered. Reconnect "
+                    "to go on; wrap the loop in contextlib.aclosing(...) to have it closed where it ends"
+                )
         return conn
 
     # -- connecting -----------------------------------------------------------
@@ -991,19 +998,22 @@ class SMTP:
         index: int = 0,
         tag: Any = None,
     ) -> Prepared:
-        """Validate a message against the server's extensions and encode its commands; nothing is sent."""
+        """Validate a message against the server's extensions and encode its commands; nothing is sent.
+
+        This runs once per message on the hot path: the command lines are
+        built from already validated parts without a second scan.
+        """
         if isinstance(recipients, str):
             recipients = [recipients]
-        recipients = list(recipients)
-        if not recipients:
+        boxes = [parse_address(r) for r in recipients]
+        if not boxes:
             raise ValueError("no recipients: give at least one address")
         sender_box = parse_address(sender, allow_empty=True)
-        boxes = [parse_address(r) for r in recipients]
-        mail_opts = list(mail_options or ())
-        rcpt_opts = list(rcpt_options or ())
+        mail_opts = list(mail_options) if mail_options else []
         body = normalize_line_endings(_message_bytes(message))
-        if needs_smtputf8(sender_box, *boxes):
-            if not self.supports_extension("smtputf8"):
+        extensions = self.esmtp_extensions
+        if not (sender_box.isascii() and all(box.isascii() for box in boxes)):
+            if "smtputf8" not in extensions:
                 raise SMTPNotSupported(
                     f"an address is not ASCII ({', '.join(a for a in [sender_box, *boxes] if not a.isascii())}) "
                     f"and {self._where()} does not offer SMTPUTF8; nothing was sent"
@@ -1011,26 +1021,24 @@ class SMTP:
             if not _has_option(mail_opts, "SMTPUTF8"):
                 mail_opts.append("SMTPUTF8")
         if not body.isascii() and not _has_option(mail_opts, "BODY"):
-            if self.supports_extension("8bitmime"):
-                mail_opts.append("BODY=8BITMIME")
-            else:
+            if "8bitmime" not in extensions:
                 raise SMTPNotSupported(
                     f"the message holds 8-bit data and {self._where()} does not offer 8BITMIME; "
                     "send an EmailMessage with send_message(), which re-encodes it as 7-bit, or "
                     "encode the body yourself (quoted-printable or base64)"
                 )
-        if self.supports_extension("size"):
+            mail_opts.append("BODY=8BITMIME")
+        mail_params = b"".join(b" " + o for o in _options_bytes(mail_opts, "mail option"))
+        if "size" in extensions:
             limit = self.max_message_size
             if limit is not None and len(body) > limit:
                 raise SMTPMessageTooLarge(len(body), limit)
             if not _has_option(mail_opts, "SIZE"):
-                mail_opts.insert(0, f"SIZE={len(body)}")
-        mail_line = encode_command(
-            b"MAIL FROM:<" + sender_box.encode("utf-8") + b">", *_options_bytes(mail_opts, "mail option")
-        )
-        rcpt_encoded = _options_bytes(rcpt_opts, "rcpt option")
-        rcpt_lines = [encode_command(b"RCPT TO:<" + box.encode("utf-8") + b">", *rcpt_encoded) for box in boxes]
-        chunked = self.supports_extension("chunking")
+                mail_params = b" SIZE=%d" % len(body) + mail_params
+        rcpt_params = b"".join(b" " + o for o in _options_bytes(rcpt_options, "rcpt option"))
+        mail_line = b"MAIL FROM:<" + sender_box.encode("utf-8") + b">" + mail_params + b"\r\n"
+        rcpt_lines = [b"RCPT TO:<" + box.encode("utf-8") + b">" + rcpt_params + b"\r\n" for box in boxes]
+        chunked = "chunking" in extensions
         delivery = Delivery(index=index, tag=tag, sender=sender_box, recipients=tuple(boxes))
         return Prepared(delivery, mail_line, rcpt_lines, body if chunked else dot_stuff(body), chunked)
 
@@ -1067,12 +1075,7 @@ class SMTP:
         try:
             if not self.supports_extension("pipelining"):
                 return await send_sequential(conn, prepared, timeout)
-            items: list[Pulled] = [prepared]
-
-            async def pull() -> Pulled:
-                return items.pop() if items else None
-
-            async for _ in send_pipelined(conn, pull, timeout):
+            async for _ in send_pipelined(conn, iter((prepared,)), timeout):
                 pass
             return prepared.delivery
         except BaseException:
@@ -1162,49 +1165,46 @@ class SMTP:
         limit = self._resolve(timeout)
         async with self._lock:
             await self._ehlo_or_helo_if_needed(limit)
-            counter = 0
+            items: Union[Iterator[Prepared | Delivery], AsyncIterator[Prepared | Delivery]]
             if isinstance(messages, AsyncIterable):
-                iterator = messages.__aiter__()
-
-                async def next_item() -> Any:
-                    try:
-                        return await iterator.__anext__()
-                    except StopAsyncIteration:
-                        return _END
-
+                items = self._prepare_async(messages, mail_options, rcpt_options)
             else:
-                sync_iterator = iter(messages)
-
-                async def next_item() -> Any:
-                    return next(sync_iterator, _END)
-
-            async def pull() -> Pulled:
-                nonlocal counter
-                item = await next_item()
-                if item is _END:
-                    return None
-                index, counter = counter, counter + 1
-                return self._prepare_item(item, index, mail_options, rcpt_options)
-
-            self._pipeline_task = asyncio.current_task()
+                items = (
+                    self._prepare_item(message, index, mail_options, rcpt_options)
+                    for index, message in enumerate(messages)
+                )
+            task = self._pipeline_task = asyncio.current_task()
             try:
                 if self.supports_extension("pipelining"):
-                    async for delivery in send_pipelined(
-                        conn, pull, limit, flush_before_pull=isinstance(messages, AsyncIterable)
-                    ):
-                        yield delivery
-                else:
-                    while conn.error is None:
-                        item = await pull()
-                        if item is None:
+                    engine = send_pipelined(conn, items, limit)
+                    try:
+                        async for delivery in engine:
+                            yield delivery
+                    finally:
+                        await engine.aclose()  # its cleanup runs now, not whenever it is collected
+                elif isinstance(items, AsyncIterator):
+                    async for item in items:
+                        yield await send_sequential(conn, item, limit) if isinstance(item, Prepared) else item
+                        if conn.error is not None:
                             break
-                        if isinstance(item, Prepared):
-                            item = await send_sequential(conn, item, limit)
-                        yield item
+                else:
+                    for item in items:
+                        yield await send_sequential(conn, item, limit) if isinstance(item, Prepared) else item
+                        if conn.error is not None:
+                            break
             finally:
-                self._pipeline_task = None
-                if conn.error is not None or not conn.is_open:
+                if self._pipeline_task is task:
+                    self._pipeline_task = None
+                if self._conn is conn and not conn.is_open:
                     self.close()
+
+    async def _prepare_async(
+        self, messages: AsyncIterable[Any], mail_options: Optional[Sequence[str]], rcpt_options: Optional[Sequence[str]]
+    ) -> AsyncIterator[Prepared | Delivery]:
+        index = 0
+        async for message in messages:
+            yield self._prepare_item(message, index, mail_options, rcpt_options)
+            index += 1
 
     def _prepare_item(
         self, item: Any, index: int, mail_options: Optional[Sequence[str]], rcpt_options: Optional[Sequence[str]]
@@ -1213,13 +1213,13 @@ class SMTP:
         sender: Any = None
         recipients: Any = ()
         try:
-            if isinstance(item, email.message.Message):
-                sender, recipients, flat, options = self._flatten(item, None, None, mail_options)
-                return self._prepare(sender, recipients, flat, options, rcpt_options, index=index)
             if isinstance(item, tuple) and len(item) in (3, 4):
                 sender, recipients, body = item[:3]
                 tag = item[3] if len(item) == 4 else None
                 return self._prepare(sender, recipients, body, mail_options, rcpt_options, index=index, tag=tag)
+            if isinstance(item, email.message.Message):
+                sender, recipients, flat, options = self._flatten(item, None, None, mail_options)
+                return self._prepare(sender, recipients, flat, options, rcpt_options, index=index)
             raise TypeError(
                 "each message must be an email.message.Message or a (sender, recipients, message[, tag]) "
                 f"tuple, not {type(item).__name__}"
@@ -1290,9 +1290,6 @@ class SMTP:
             "timeout": timeout,
         }
         return self._run_sync(self.send_message, (message,), kwargs)
-
-
-_END = object()
 
 
 def _decoded_challenge(challenge: SMTPResponse) -> str:

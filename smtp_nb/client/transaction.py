@@ -11,7 +11,7 @@ command that asked for it, so each message gets exactly its own results.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, Literal, Union
 
 from .connection import Connection
@@ -36,7 +36,7 @@ _BIG = 65536
 Status = Literal["accepted", "refused", "unknown", "failed"]
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Delivery:
     """What happened to one message: every reply it got, and the error if it was not delivered.
 
@@ -95,7 +95,7 @@ class Delivery:
         return isinstance(error, (SMTPServerDisconnected, SMTPTimeoutError))
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Prepared:
     """A validated message, its commands encoded, ready to go."""
 
@@ -188,25 +188,22 @@ async def send_sequential(conn: Connection, p: Prepared, timeout: float | None) 
     return d
 
 
-Pulled = Union[Prepared, Delivery, None]
-
-
 async def send_pipelined(
     conn: Connection,
-    pull: Callable[[], Awaitable[Pulled]],
+    items: Union[Iterator[Prepared | Delivery], AsyncIterator[Prepared | Delivery]],
     timeout: float | None,
-    *,
-    flush_before_pull: bool = False,
-) -> AsyncIterator[Delivery]:
-    """Deliveries for the messages ``pull()`` hands out, in order, overlapping their round trips.
+) -> AsyncGenerator[Delivery, None]:
+    """Deliveries for ``items``, in order, overlapping their round trips.
 
-    ``pull()`` returns the next prepared message, a ready-made failed
-    ``Delivery`` (a message that did not validate), or None when there are no
-    more. Each round writes the previous message's data, any RSET owed, and the
+    Each item is a prepared message or a ready-made failed ``Delivery`` (a
+    message that did not validate). An async source may wait between items, so
+    the data already due is written before waiting for the next one. Each
+    round writes the previous message's data, any RSET owed, and the
     next envelope in one go, then reads all their replies. If the connection
     fails, the deliveries in flight are yielded with the error (``unknown``
-    where the data had been sent) and the iteration ends; nothing further is pulled.
+    where the data had been sent) and the iteration ends; nothing further is taken.
     """
+    is_async = isinstance(items, AsyncIterator)
     in_body: Prepared | None = None  # DATA accepted with 354: its data goes next
     owed: list[bytes] = []  # ".\r\n" / RSET after a failed envelope
     exhausted = False
@@ -222,7 +219,7 @@ async def send_pipelined(
                 expect.append(("data", previous.delivery, ""))
                 ready.append(previous.delivery)
                 big = len(previous.payload) > _BIG
-                if flush_before_pull or big:
+                if is_async or big:
                     in_flight = True
                     conn.flush()
                     if big:
@@ -233,7 +230,13 @@ async def send_pipelined(
             owed = []
             current: Prepared | None = None
             while not exhausted:
-                item = await pull()
+                if is_async:
+                    try:
+                        item: Prepared | Delivery | None = await items.__anext__()  # type: ignore[union-attr]
+                    except StopAsyncIteration:
+                        item = None
+                else:
+                    item = next(items, None)  # type: ignore[arg-type]
                 if item is None:
                     exhausted = True
                 elif isinstance(item, Delivery):
@@ -256,6 +259,7 @@ async def send_pipelined(
                     conn.queue_command(_DATA)
                     expect.append(("start", d, ""))
             if not expect:
+                conn.transaction_open = in_body is not None or bool(owed)
                 for delivery in ready:
                     yield delivery
                 if exhausted:
@@ -308,11 +312,13 @@ async def send_pipelined(
                 for delivery in ready:
                     if delivery.error is None and delivery.data is None:
                         delivery.error = failure
+            conn.transaction_open = in_body is not None or bool(owed)
             for delivery in ready:
                 yield delivery
             if failure is not None or (exhausted and in_body is None and not owed):
                 return
     finally:
+        conn.transaction_open = False
         if conn.is_open and (in_flight or in_body is not None or owed):
             # Stopped early (by the caller or a cancellation) with a transaction
             # open: only closing the connection ends it without delivering.

@@ -11,7 +11,9 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Union
+
+from .response import SMTPResponse
 
 __all__ = ["REDACTED", "Transcript", "TranscriptEntry"]
 
@@ -21,6 +23,8 @@ REDACTED = "********"
 
 #: ``>`` client to server, ``<`` server to client, ``*`` an event (connect, TLS, close).
 Direction = str
+#: What the connection records: text, a raw command line (bytes, CRLF-terminated) or a reply.
+Payload = Union[str, bytes, SMTPResponse]
 
 
 class TranscriptEntry(NamedTuple):
@@ -32,11 +36,27 @@ class TranscriptEntry(NamedTuple):
         return f"{self.direction} {self.text}"
 
 
+def render(payload: Payload) -> str:
+    """The text of a recorded payload: a command line without its CRLF, a reply as the server wrote it."""
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, bytes):
+        return payload.rstrip(b"\r\n").decode("utf-8", "replace")
+    if "\n" not in payload.message:
+        return f"{payload.code} {payload.message}"
+    lines = payload.message.split("\n")
+    return "\n".join(f"{payload.code}-{line}" for line in lines[:-1]) + f"\n{payload.code} {lines[-1]}"
+
+
 class Transcript:
-    """A bounded record of the conversation, and the hook others subscribe to."""
+    """A bounded record of the conversation, and the hook others subscribe to.
+
+    Recording is on the client's hot path, so entries are kept raw and turned
+    into text only when read, logged or passed to a listener.
+    """
 
     def __init__(self, maxlen: int = 2000) -> None:
-        self._entries: collections.deque[TranscriptEntry] = collections.deque(maxlen=maxlen)
+        self._entries: collections.deque[tuple[float, Direction, Payload]] = collections.deque(maxlen=maxlen)
         self._listeners: list[Callable[[TranscriptEntry], None]] = []
 
     def subscribe(self, listener: Callable[[TranscriptEntry], None]) -> None:
@@ -46,25 +66,38 @@ class Transcript:
     def unsubscribe(self, listener: Callable[[TranscriptEntry], None]) -> None:
         self._listeners.remove(listener)
 
-    def record(self, direction: Direction, text: str) -> None:
-        entry = TranscriptEntry(time.time(), direction, text)
-        self._entries.append(entry)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s", direction, text)
-        for listener in self._listeners:
-            listener(entry)
+    def record(self, direction: Direction, payload: Payload) -> None:
+        raw = (time.time(), direction, payload)
+        self._entries.append(raw)
+        if self._listeners or logger.isEnabledFor(logging.DEBUG):
+            entry = TranscriptEntry(raw[0], direction, render(payload))
+            logger.debug("%s %s", direction, entry.text)
+            for listener in self._listeners:
+                listener(entry)
+
+    def record_many(self, direction: Direction, payloads: list[Payload]) -> None:
+        """Record several lines that went the same way at the same moment (one write, one read)."""
+        now = time.time()
+        self._entries.extend([(now, direction, payload) for payload in payloads])
+        if self._listeners or logger.isEnabledFor(logging.DEBUG):
+            for payload in payloads:
+                entry = TranscriptEntry(now, direction, render(payload))
+                logger.debug("%s %s", direction, entry.text)
+                for listener in self._listeners:
+                    listener(entry)
 
     def clear(self) -> None:
         self._entries.clear()
 
     def __iter__(self) -> Iterator[TranscriptEntry]:
-        return iter(list(self._entries))
+        return iter([TranscriptEntry(t, d, render(p)) for t, d, p in list(self._entries)])
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __getitem__(self, index: int) -> TranscriptEntry:
-        return self._entries[index]
+        t, d, p = self._entries[index]
+        return TranscriptEntry(t, d, render(p))
 
     def lines(self) -> list[str]:
         """The conversation as text, one ``> command`` / ``< reply`` line per entry."""
