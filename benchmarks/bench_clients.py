@@ -142,7 +142,7 @@ async def _proxy_main(listen: int, target: int, delay: float) -> None:
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             transport.pause_reading()  # type: ignore[attr-defined]
-            loop.create_task(self._connect(transport))
+            self.connecting = loop.create_task(self._connect(transport))
 
         async def _connect(self, transport: asyncio.BaseTransport) -> None:
             back = _Delayed(delay)
@@ -214,8 +214,9 @@ def _smtplib(port: int, messages: int, rcpts: int) -> None:
 def measure(client: str, port: int, messages: int, rcpts: int, connections: int) -> dict[str, float]:
     """Send ``messages`` over ``connections`` connections; return wall time, CPU and peak memory."""
     share = [messages // connections + (i < messages % connections) for i in range(connections)]
-    import aiosmtplib  # noqa: F401 - imported before the clock starts, for every client alike
     import smtplib  # noqa: F401
+
+    import aiosmtplib  # noqa: F401 - imported before the clock starts, for every client alike
 
     import smtp_nb  # noqa: F401
 
@@ -307,7 +308,10 @@ def main() -> None:
                 peak = statistics.median(s["peak_mb"] for s in samples)
                 rows[client] = {"msgs_per_s": rate, "cpu_s_per_1000": cpu, "peak_mb": peak}
             base = rows["aiosmtplib"]["msgs_per_s"]
-            title = f"{load['rtt']} ms round trip, {load['rcpts']} recipient(s), {load['connections']} connection(s), {load['messages']} messages"
+            title = (
+                f"{load['rtt']} ms round trip, {load['rcpts']} recipient(s), "
+                f"{load['connections']} connection(s), {load['messages']} messages"
+            )
             print(title)
             print(f"  {'client':20s} {'msg/s':>9s} {'CPU s/1000':>11s} {'peak MB':>8s} {'vs aiosmtplib':>14s}")
             for client, row in rows.items():
