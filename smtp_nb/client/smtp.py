@@ -243,6 +243,15 @@ class SMTP:
     def password(self, value: str | bytes | Secret | None) -> None:
         self._password = value if value is None or isinstance(value, Secret) else Secret(value)
 
+    def clone(self) -> SMTP:
+        """A new, unconnected client with the same options (for more connections to the same server)."""
+        options = {name: getattr(self, name) for name in _OPTIONS if name not in ("sock", "password")}
+        copy = SMTP(**options, timeout=self.timeout)
+        copy.password = self.password
+        for listener in self.transcript.listeners:
+            copy.transcript.subscribe(listener)
+        return copy
+
     def _validate_options(self) -> None:
         if self.use_tls and self.start_tls:
             raise ValueError(

@@ -66,6 +66,10 @@ class Transcript:
     def unsubscribe(self, listener: Callable[[TranscriptEntry], None]) -> None:
         self._listeners.remove(listener)
 
+    @property
+    def listeners(self) -> tuple[Callable[[TranscriptEntry], None], ...]:
+        return tuple(self._listeners)
+
     def record(self, direction: Direction, payload: Payload) -> None:
         raw = (time.time(), direction, payload)
         self._entries.append(raw)
