@@ -268,7 +268,7 @@ class LocalServer:
         self.protocol_class = protocol_class or _ServerProtocol
         self.ca_path: str | None = None
         self.messages: list[ReceivedMessage] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._connections: set[_ServerProtocol] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -402,6 +402,12 @@ class LocalServer:
     def _store(self, message: ReceivedMessage) -> None:
         with self._lock:
             self.messages.append(message)
+            self._lock.notify_all()
+
+    def wait_for_messages(self, count: int, timeout: float = 30) -> bool:
+        """Wait until at least ``count`` messages have arrived; False if ``timeout`` passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self.messages) >= count, timeout)
 
     def clear(self) -> None:
         """Forget every received message."""

@@ -121,7 +121,8 @@ class RuleHandler(InboxHandler):
     ``rules["MAIL"][address]`` / ``rules["RCPT"][address]`` is the reply that
     refuses that address; ``rules["DATA"]`` replaces the reply after the data
     (a dict refuses only messages containing one of its keys);
-    ``rules["without"]`` lists EHLO keywords to hide.
+    ``rules["without"]`` lists EHLO keywords to hide; ``rules["GREYLIST"]`` is a
+    set of addresses whose first RCPT gets a 451.
     """
 
     async def handle_EHLO(
@@ -145,6 +146,10 @@ class RuleHandler(InboxHandler):
         refusal = self.server.rules.get("RCPT", {}).get(address)
         if refusal:
             return refusal
+        greylist = self.server.rules.get("GREYLIST", set())
+        if address in greylist:  # the first try of each listed address is deferred
+            greylist.discard(address)
+            return "451 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
