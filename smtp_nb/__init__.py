@@ -12,7 +12,21 @@ from .client import __all__ as _client_all
 
 __version__ = "0.1.0"
 
-__all__ = [*_client_all, "load_ipython_extension", "session", "unload_ipython_extension"]
+__all__ = [*_client_all, "load_ipython_extension", "merge", "merge_sync", "session", "unload_ipython_extension"]
+
+
+async def merge(template: Any, rows: Any, **options: Any) -> Any:
+    """Mail merge: see ``smtp_nb.mailmerge.merge`` (needs the ``merge`` extra)."""
+    from .mailmerge import merge as run
+
+    return await run(template, rows, **options)
+
+
+def merge_sync(template: Any, rows: Any, **options: Any) -> Any:
+    """``merge()`` from synchronous code, including inside Jupyter's running loop."""
+    from .mailmerge import merge_sync as run
+
+    return run(template, rows, **options)
 
 
 def session() -> Any:

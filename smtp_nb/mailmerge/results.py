@@ -1,0 +1,233 @@
+"""What a merge shows: the validation errors, the preview, and the result table.
+
+Each object has a readable ``repr`` (terminal IPython, logs) and
+``_repr_html_`` (Jupyter). Nothing here imports IPython; pandas only for
+``to_frame()``. The HTML holds no random ids or times, so notebook outputs
+stay comparable from run to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from typing import Any
+
+from .journal import Journal
+from .rows import RowSource
+from .template import Problem
+
+__all__ = ["MergePreview", "MergeResult", "MergeValidationError", "STATUS_COLOURS"]
+
+STATUS_COLOURS = {
+    "accepted": "#d9f2d9",
+    "refused": "#f8d7da",
+    "failed": "#f8d7da",
+    "unknown": "#fff3cd",
+    "sending": "#fff3cd",
+}
+_TABLE = 'style="border-collapse: collapse; font-size: 90%"'
+_CELL = 'style="border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top"'
+
+
+def _table(headers: list[str], rows: list[list[Any]], colours: list[str | None] | None = None) -> str:
+    head = "".join(f"<th {_CELL}>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        colour = colours[i] if colours else None
+        style = f' style="background: {colour}"' if colour else ""
+        cells = "".join(f"<td {_CELL}>{html.escape('' if v is None else str(v))}</td>" for v in row)
+        body.append(f"<tr{style}>{cells}</tr>")
+    return f"<table {_TABLE}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _text_table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str("" if v is None else v) for v in row] for row in [headers, *rows]]
+    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers))]
+    lines = ["  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+class MergeValidationError(ValueError):
+    """Rows that cannot be sent; nothing was sent. ``problems`` lists (row, column, problem)."""
+
+    def __init__(self, problems: list[Problem], total: int, rows: int) -> None:
+        self.problems = problems
+        self.total = total
+        self.rows = rows
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {total - 3} more)" if total > 3 else ""
+        super().__init__(f"{total} problem(s) in {rows} row(s), nothing was sent: {shown}{more}")
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+    def _table_rows(self) -> list[list[Any]]:
+        return [[p.row, p.column, p.problem] for p in self.problems]
+
+    def _repr_html_(self) -> str:
+        more = f"<p>… and {self.total - len(self.problems)} more</p>" if self.total > len(self.problems) else ""
+        return (
+            f"<p><b>{self.total} problem(s) in {self.rows} row(s); nothing was sent.</b></p>"
+            + _table(["row", "column", "problem"], self._table_rows())
+            + more
+        )
+
+
+@dataclasses.dataclass
+class MergePreview:
+    """The first messages as they will be sent, and counts over every row. Nothing was sent."""
+
+    messages: list[tuple[int, str, EmailMessage]]
+    rows: int
+    recipients: int
+    to_send: int
+    skipped: int
+    unknown: int
+    size_limit: int | None
+    journal: str
+    campaign: str
+
+    def summary(self) -> str:
+        parts = [f"{self.rows} rows", f"{self.recipients} recipients", f"{self.to_send} to send"]
+        if self.skipped:
+            parts.append(f"{self.skipped} already accepted (skipped)")
+        if self.unknown:
+            parts.append(f"{self.unknown} with unknown outcome (not resent unless asked)")
+        return "Preview: " + ", ".join(parts) + ". Nothing was sent; send with --send / send=True."
+
+    def __repr__(self) -> str:
+        out = [self.summary()]
+        for number, key, message in self.messages:
+            out.append(f"\n--- row {number} (key {key}) ---")
+            out.extend(f"{name}: {value}" for name, value in message.items() if name.lower() not in _HIDDEN)
+            text = message.get_body(("plain",))
+            out.append("")
+            out.append(text.get_content().rstrip("\n") if text is not None else "")
+            attached = [part.get_filename() for part in message.iter_attachments()]
+            if attached:
+                out.append(f"[attachments: {', '.join(str(a) for a in attached)}]")
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p><b>{html.escape(self.summary())}</b></p>"]
+        for number, key, message in self.messages:
+            headers = [[name, value] for name, value in message.items() if name.lower() not in _HIDDEN]
+            parts.append(f"<h4>row {number} — key {html.escape(str(key))}</h4>")
+            parts.append(_table(["header", "value"], headers))
+            text = message.get_body(("plain",))
+            if text is not None:
+                parts.append(f"<pre style='white-space: pre-wrap'>{html.escape(text.get_content())}</pre>")
+            rich = message.get_body(("html",))
+            if rich is not None:
+                # The HTML part is shown in a sandboxed frame: no scripts, no access to the notebook.
+                parts.append(
+                    '<iframe sandbox="" style="width: 100%; height: 240px; border: 1px solid #ccc" '
+                    f'srcdoc="{html.escape(rich.get_content(), quote=True)}"></iframe>'
+                )
+            attached = [str(part.get_filename()) for part in message.iter_attachments()]
+            if attached:
+                parts.append(f"<p>attachments: {html.escape(', '.join(attached))}</p>")
+        return "".join(parts)
+
+
+_HIDDEN = {"content-type", "content-transfer-encoding", "mime-version"}
+_COLUMNS = ["row", "key", "recipients", "status", "code", "message", "message_id", "attempts"]
+
+
+class MergeResult:
+    """The outcome of a merge, row by row, read from the journal (so a 10,000-row result costs no memory)."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        campaign: str,
+        run: int,
+        source: RowSource,
+        key_of: Callable[[dict[str, Any]], str],
+        counts: dict[str, int],
+        died: list[str],
+        stopped: str | None,
+        seconds: float,
+    ) -> None:
+        self.journal = journal
+        self.campaign = campaign
+        self.run = run
+        self._source = source
+        self._key_of = key_of
+        self.counts = counts
+        self.died = died
+        self.stopped = stopped
+        self.seconds = seconds
+
+    @property
+    def sent(self) -> int:
+        return self.counts.get("accepted", 0)
+
+    def summary(self) -> str:
+        c = self.counts
+        parts = [f"{c.get('accepted', 0)} accepted"]
+        for state in ("refused", "failed", "unknown"):
+            if c.get(state):
+                parts.append(f"{c[state]} {state}")
+        if c.get("skipped"):
+            parts.append(f"{c['skipped']} skipped (accepted earlier)")
+        if c.get("retried"):
+            parts.append(f"{c['retried']} retries")
+        text = f"Merge {self.campaign!r}: " + ", ".join(parts)
+        if self.stopped:
+            text += f". Stopped: {self.stopped}"
+        if self.died:
+            text += f". {len(self.died)} row(s) of an interrupted run have an unknown outcome and were not resent"
+        return text + f". Journal: {self.journal.path}"
+
+    def rows(self, **query: Any) -> Iterator[dict[str, Any]]:
+        """Every row of the campaign: key, recipients, status, code, message, message_id, attempts."""
+        for r in self.journal.rows(self.campaign, **query):
+            yield {
+                "row": r["row"],
+                "key": r["key"],
+                "recipients": r["recipients"],
+                "status": r["state"],
+                "code": r["code"],
+                "message": r["reply"],
+                "message_id": r["message_id"],
+                "attempts": r["attempts"],
+            }
+
+    def to_frame(self) -> Any:
+        """The rows as a pandas DataFrame."""
+        import pandas
+
+        return pandas.DataFrame(list(self.rows()), columns=_COLUMNS)
+
+    def failed(self) -> list[dict[str, Any]]:
+        """The original rows that were not accepted (refused, failed, unknown), ready to merge again."""
+        not_accepted = {r["key"] for r in self.rows(failed_only=True)}
+        return [row for _, row in self._source if self._key_of(row) in not_accepted]
+
+    def _shown(self) -> tuple[list[dict[str, Any]], int]:
+        """What a display shows, read with bounded queries: the first rows, then the ones not accepted."""
+        total = self.journal.count(self.campaign)
+        if total <= 50:
+            return list(self.rows()), total
+        first = list(self.rows(limit=20))
+        later = [r for r in self.rows(failed_only=True, limit=220) if r["row"] > first[-1]["row"]][:200]
+        return first + later, total
+
+    def __repr__(self) -> str:
+        shown, _ = self._shown()
+        table = _text_table(_COLUMNS, [[r[c] for c in _COLUMNS] for r in shown])
+        return f"{self.summary()}\n{table}"
+
+    def _repr_html_(self) -> str:
+        shown, total = self._shown()
+        colours = [STATUS_COLOURS.get(str(r["status"])) for r in shown]
+        more = f"<p>showing {len(shown)} of {total} rows; .to_frame() has them all</p>" if len(shown) < total else ""
+        return (
+            f"<p><b>{html.escape(self.summary())}</b></p>"
+            + _table(_COLUMNS, [[r[c] for c in _COLUMNS] for r in shown], colours)
+            + more
+        )

@@ -1,0 +1,146 @@
+"""Merge templates: rendering, header safety, and errors that name the row and the column."""
+
+import pytest
+
+from smtp_nb.mailmerge import MergeTemplate, RowError, TemplateError
+
+TEMPLATE = """From: Ada <ada@example.com>
+To: {{ email | mailbox(name) }}
+Subject: Grade for {{ name }}: {{ grade }}
+
+Dear {{ name }},
+your grade is {{ grade }}. Literal braces stay: {x} and {{ '{{' }}.
+"""
+
+
+def render(row, template=TEMPLATE, **options):
+    """The message as it will be sent, parsed back by the standard library."""
+    return MergeTemplate(template, **options).render(row, 4).to_message()
+
+
+def envelope(message):
+    sender = message["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for name in ("To", "Cc", "Bcc") for v in message.get_all(name, []) for a in v.addresses]
+    return sender, recipients
+
+
+def test_renders_headers_and_body():
+    message = render({"name": "Zoë Müller", "email": "zoe@example.com", "grade": "A"})
+    assert message["Subject"] == "Grade for Zoë Müller: A"
+    assert message["To"].addresses[0].display_name == "Zoë Müller"
+    assert message.get_content() == "Dear Zoë Müller,\nyour grade is A. Literal braces stay: {x} and {{.\n"
+    assert envelope(message) == ("ada@example.com", ["zoe@example.com"])
+    flat = (
+        MergeTemplate(TEMPLATE).render({"name": "Zoë Müller", "email": "zoe@example.com", "grade": "A"}, 1).to_bytes()
+    )
+    head = flat.split(b"\r\n\r\n")[0]
+    assert b"=?utf-8?" in head and head.isascii()  # the non-ASCII name is encoded in the headers
+
+
+def test_long_subject_is_folded():
+    head = MergeTemplate(TEMPLATE).render({"name": "Wolfgang Amadeus " * 12, "email": "n@example.com", "grade": "B"}, 1)
+    head = head.to_bytes().split(b"\r\n\r\n")[0]
+    subject = head[head.index(b"Subject:") :].split(b"\r\nContent-Type")[0]
+    assert subject.count(b"\r\n ") >= 2 and all(len(line) <= 78 for line in subject.split(b"\r\n"))
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "text"),
+    [
+        ({"name": "Bo", "email": "bo@example.com"}, "grade", "no such column"),
+        ({"name": "Bo", "email": "bo@example.com", "grade": None}, "grade", "is empty"),
+        ({"name": "Bo", "email": "bo@example.com", "grade": float("nan")}, "grade", "is empty"),
+        ({"name": "Bo\r\nBcc: evil@example.com", "email": "bo@example.com", "grade": "A"}, "name", "line break"),
+        ({"name": "Bo", "email": "bo@example.com\nBcc: evil@example.com", "grade": "A"}, "email", "line break"),
+        ({"name": "Bo", "email": "bo@example.com, evil@example.com", "grade": "A"}, "email", "more than one address"),
+        ({"name": "Bo", "email": "not-an-address", "grade": "A"}, "To", "invalid email address"),
+        ({"name": "Bo", "email": "  ", "grade": "A"}, "email", "is empty"),
+    ],
+)
+def test_row_problems_name_row_and_column(row, column, text):
+    with pytest.raises(RowError) as info:
+        render(row)
+    (problem,) = [p for p in info.value.problems if p.column == column]
+    assert problem.row == 4 and text in problem.problem
+
+
+def test_a_row_cannot_add_headers_or_recipients():
+    template = "From: a@example.com\nTo: {{ email }}\nSubject: {{ subject }}\n\nx"
+    with pytest.raises(RowError, match="line break"):
+        render({"email": "b@example.com", "subject": "hi\nBcc: attacker@example.com"}, template)
+    with pytest.raises(RowError, match="more than one address"):
+        render({"email": "b@example.com; attacker@example.com", "subject": "hi"}, template)
+    several = render(
+        {"email": ["b@example.com", "c@example.com"], "subject": "hi"},
+        template.replace("{{ email }}", "{{ email | join(', ') }}"),
+    )
+    assert envelope(several)[1] == ["b@example.com", "c@example.com"]
+
+
+def test_display_name_with_comma_needs_quoting():
+    template = "From: a@example.com\nTo: {{ name }} <{{ email }}>\n\nx"
+    with pytest.raises(RowError, match=r"mailbox\(name\)"):
+        render({"name": "Doe, John", "email": "j@example.com"}, template)
+    quoted = render(
+        {"name": "Doe, John", "email": "j@example.com"},
+        template.replace("{{ name }} <{{ email }}>", "{{ email | mailbox(name) }}"),
+    )
+    assert envelope(quoted)[1] == ["j@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("From: a@example.com\nTo: {{ email }}\nSubject: {{ oops }\n\nbody", "line 3: unexpected '}'"),
+        (
+            "From: a@example.com\nTo: {{ email }}\n\nline 4\n{% if x %}never closed",
+            "line 5: Unexpected end of template",
+        ),
+        ("From: a@example.com\nTo b@example.com\n\nx", "line 2: 'To b@example.com' is not a header"),
+        ("From: a@example.com\nTo: b@example.com", "no blank line"),
+        ("From: a@example.com\nSubject: x\n\nbody", "no To, Cc or Bcc"),
+        ("To: b@example.com\n\nbody", "no From header"),
+    ],
+)
+def test_template_errors_say_where(template, message):
+    with pytest.raises(TemplateError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        MergeTemplate(template)
+
+
+def test_html_alternative_escapes_fields():
+    html = "<p>Dear {{ name }}</p>"
+    message = render({"name": "<script>x</script>", "email": "a@example.com", "grade": "A"}, html=html)
+    assert message.get_body(("html",)).get_content() == "<p>Dear &lt;script&gt;x&lt;/script&gt;</p>\n"
+    assert "<script>" in message.get_body(("plain",)).get_content()
+
+
+def test_markdown_body_becomes_the_html_part():
+    template = "From: a@example.com\nTo: {{ email }}\n\n# Hello {{ name }}\n\n* one\n* two\n"
+    message = render({"name": "<b>Bo</b>", "email": "a@example.com"}, template, markdown=True)
+    html = message.get_body(("html",)).get_content()
+    assert "<h1>Hello &lt;b&gt;Bo&lt;/b&gt;</h1>" in html and "<li>one</li>" in html
+    assert message.get_body(("plain",)).get_content().startswith("# Hello <b>Bo</b>")
+
+
+def test_attachments_from_a_column(tmp_path):
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 first")
+    (tmp_path / "b.csv").write_text("x,y\n1,2\n")
+    template = "From: a@example.com\nTo: {{ email }}\n\nsee attached"
+    row = {"email": "a@example.com", "files": f"{tmp_path / 'a.pdf'};{tmp_path / 'b.csv'}"}
+    message = render(row, template, attachments="files")
+    parts = {p.get_filename(): p for p in message.iter_attachments()}
+    assert set(parts) == {"a.pdf", "b.csv"}
+    assert parts["a.pdf"].get_content_type() == "application/pdf"
+    assert parts["a.pdf"].get_content() == b"%PDF-1.4 first"
+    listed = render({"email": "a@example.com", "files": [str(tmp_path / "b.csv")]}, template, attachments="files")
+    assert [p.get_filename() for p in listed.iter_attachments()] == ["b.csv"]
+    with pytest.raises(RowError, match="does not exist"):
+        render({"email": "a@example.com", "files": str(tmp_path / "missing.pdf")}, template, attachments="files")
+
+
+def test_fingerprint_follows_template_and_attachments():
+    base = MergeTemplate(TEMPLATE).fingerprint
+    assert MergeTemplate(TEMPLATE).fingerprint == base
+    assert MergeTemplate(TEMPLATE.replace("Dear", "Hello")).fingerprint != base
+    assert MergeTemplate(TEMPLATE, attachments="files").fingerprint != base
+    assert MergeTemplate(TEMPLATE, html="<p>x</p>").fingerprint != base

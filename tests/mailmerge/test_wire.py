@@ -1,0 +1,82 @@
+"""The direct serializer for text messages says exactly what the email package would say."""
+
+import email
+import email.policy
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtp_nb.mailmerge.wire import Rendered, split_addresses
+
+
+def parsed(data: bytes):
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def both_ways(rendered: Rendered, eight_bit: bool = True):
+    direct = parsed(rendered.to_bytes(eight_bit=eight_bit))
+    package = parsed(rendered._via_email_package(eight_bit))
+    return direct, package
+
+
+def same(rendered, direct, package):
+    """Addresses read back exactly as given; subject and body as the email package writes them."""
+    for name in ("from", "to"):
+        assert [(a.display_name, a.addr_spec) for a in direct[name].addresses] == rendered.addresses[name]
+    assert str(direct["Subject"]) == str(package["Subject"])
+    assert direct.get_content().replace("\r\n", "\n") == package.get_content().replace("\r\n", "\n")
+    assert direct.get_content_type() == "text/plain"
+
+
+def make(name: str, subject: str, body: str, extra_to: tuple[str, str] | None = None) -> Rendered:
+    to = [(name, "one@example.com")] + ([extra_to] if extra_to else [])
+    to_text = ", ".join(email.utils.formataddr(p) for p in to)
+    return Rendered(
+        headers=[
+            ("From", "Office <office@example.com>"),
+            ("To", to_text),
+            ("Subject", subject),
+            ("Bcc", "b@example.com"),
+        ],
+        addresses={"from": [("Office", "office@example.com")], "to": to, "bcc": [("", "b@example.com")]},
+        text=body,
+    )
+
+
+def test_plain_ascii_message():
+    rendered = make("Ada Lovelace", "Hello", "Dear Ada,\n.a dot line\n")
+    data = rendered.to_bytes()
+    assert b"Bcc" not in data and b"b@example.com" not in data
+    assert b"Content-Transfer-Encoding: 7bit" in data
+    same(rendered, *both_ways(rendered))
+
+
+def test_non_ascii_names_subjects_and_bodies_both_encodings():
+    rendered = make(
+        "Zoë Müller, Jr.", "Grüße " * 20, "Liebe Zoë,\nschöne Grüße\n", ('Ren\u00e9 "R" O\'Neil', "r@example.com")
+    )
+    for eight_bit in (True, False):
+        same(rendered, *both_ways(rendered, eight_bit))
+    assert b"quoted-printable" in rendered.to_bytes(eight_bit=False)
+    assert rendered.to_bytes(eight_bit=True).split(b"\r\n\r\n")[0].isascii()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=40),
+    subject=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=120),
+    body=st.text(st.characters(blacklist_categories=("Cs",)), max_size=400),
+)
+def test_any_text_round_trips_like_the_email_package(name, subject, body):
+    subject = subject.strip() or "x"
+    rendered = make(name.strip(), subject, body)
+    same(rendered, *both_ways(rendered))
+
+
+def test_address_splitting():
+    assert split_addresses('"Doe, John" <j@example.com>, ann@example.com') == (
+        ("Doe, John", "j@example.com"),
+        ("", "ann@example.com"),
+    )
+    assert split_addresses("Team: a@example.com, b@example.com;") == (("", "a@example.com"), ("", "b@example.com"))
+    assert split_addresses("=?utf-8?q?Zo=C3=AB?= <z@example.com>") == (("Zoë", "z@example.com"),)
