@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -49,28 +48,40 @@ _QUIT_TIMEOUT = 5.0
 
 
 class _Job(Generic[T]):
-    """A coroutine running on the session loop, and a thread-safe handle on its outcome.
+    """A coroutine for the session loop, and a thread-safe handle on its outcome.
 
     Unlike ``asyncio.run_coroutine_threadsafe``, ``finished`` is set only once
     the task has really ended, so a canceller can wait for the cleanup (the
-    client closing its connection) before it moves on.
+    client closing its connection) before it moves on. Everything that
+    touches the task runs on the loop, in the order it was asked for, so a
+    cancel is right whether it comes before or after the start.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> None:
         self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self.finished = threading.Event()
         self._loop = loop
+        self._coro = coro
         self._task: asyncio.Task[T] | None = None
         self.future.add_done_callback(self._on_future_done)
-        loop.call_soon_threadsafe(self._start, coro)
 
-    def _start(self, coro: Coroutine[Any, Any, T]) -> None:
-        if self.future.cancelled():  # cancelled before it could start
-            coro.close()
-            self.finished.set()
+    def start(self) -> None:
+        self._loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        if self._task is not None or self.finished.is_set():
             return
-        self._task = self._loop.create_task(coro)
+        if self.future.cancelled():
+            self._drop()
+            return
+        self._task = self._loop.create_task(self._coro)
         self._task.add_done_callback(self._on_task_done)
+
+    def _drop(self) -> None:
+        """Close a coroutine that never started (cancelled first)."""
+        if self._task is None and not self.finished.is_set():
+            self._coro.close()
+            self.finished.set()
 
     def _on_task_done(self, task: asyncio.Task[T]) -> None:
         try:
@@ -90,21 +101,42 @@ class _Job(Generic[T]):
     def _on_future_done(self, future: concurrent.futures.Future[T]) -> None:
         if future.cancelled() and not self.finished.is_set():
             with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing left to cancel
-                self._loop.call_soon_threadsafe(self._cancel_task)
+                self._loop.call_soon_threadsafe(self._cancel)
 
-    def _cancel_task(self) -> None:
+    def _cancel(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        else:
+            self._drop()
+
+    def run(self, timeout: float | None = None) -> T:
+        """Start, and block for the outcome; Ctrl-C cancels the operation, waits for its cleanup, and is raised.
+
+        The start is inside the guarded region: an interrupt that lands just
+        after the command went out still cancels it.
+        """
+        try:
+            self.start()
+            return self._wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
 
     def wait(self, timeout: float | None = None) -> T:
-        """Block for the outcome; Ctrl-C cancels the operation, waits for its cleanup, and is raised."""
+        """Block for the outcome of a started job; Ctrl-C cancels it as ``run()`` does."""
         try:
-            with _interruptible():
-                return self.future.result(timeout)
+            return self._wait(timeout)
         except KeyboardInterrupt:
-            self.future.cancel()
-            self.finished.wait(_CANCEL_GRACE)
+            self._interrupt()
             raise
+
+    def _wait(self, timeout: float | None) -> T:
+        with _interruptible():
+            return self.future.result(timeout)
+
+    def _interrupt(self) -> None:
+        self.future.cancel()
+        self.finished.wait(_CANCEL_GRACE)
 
 
 @dataclasses.dataclass
@@ -168,8 +200,7 @@ class Session:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> _Job[T]:
-        """Start ``coro`` on the session loop; the job's ``wait()`` blocks for it."""
+    def _job(self, coro: Coroutine[Any, Any, T]) -> _Job[T]:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError(
@@ -177,9 +208,15 @@ class Session:
             )
         return _Job(self.loop, coro)
 
+    def submit(self, coro: Coroutine[Any, Any, T]) -> _Job[T]:
+        """Start ``coro`` on the session loop; the job's ``wait()`` blocks for it."""
+        job = self._job(coro)
+        job.start()
+        return job
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the session loop and wait for it; Ctrl-C cancels it and leaves the session usable."""
-        return self.submit(coro).wait()
+        return self._job(coro).run()
 
     # -- connections -----------------------------------------------------------------
 
@@ -345,7 +382,7 @@ class Session:
             if loop is not None and connections:
                 job = _Job(loop, _quit_all([c.client for c in connections]))
                 try:
-                    job.wait(_QUIT_TIMEOUT * 2)
+                    job.run(_QUIT_TIMEOUT * 2)
                 except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                     pass
         finally:
@@ -433,15 +470,23 @@ class Call(Generic[T]):
             state = repr(future.result())
         return f"<Call {self.label}: {state}>"
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    # IPython's formatters (not ``repr()``) wait for the outcome: the cell's Out shows the reply.
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         try:
             value = self.result()
         except SMTPException as exc:
-            print(f"{type(exc).__name__}: {describe(exc)}", file=sys.stderr)
+            printer.text(f"{type(exc).__name__}: {describe(exc)}")
             return
-        display(value)
+        printer.pretty(value)
+
+    def _repr_html_(self) -> str | None:
+        try:
+            value = self.result()
+        except SMTPException:
+            return None
+        html = getattr(value, "_repr_html_", None)
+        return html() if callable(html) else None
 
 
 class ClientProxy:

@@ -12,7 +12,7 @@ import pytest
 import smtp_nb
 from smtp_nb import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
 from smtp_nb.notebook.errors import NotConnectedError, SMTPNotebookError
-from smtp_nb.notebook.session import Call, get_session, reset_session
+from smtp_nb.notebook.session import Call, _Job, get_session, reset_session
 from smtp_nb.server import LocalServer
 from tests.scripted import ScriptedServer, greet
 
@@ -167,3 +167,58 @@ def test_reset_session_gives_a_new_one(server):
     reset_session()
     assert get_session() is not first
     assert first.names() == []
+
+
+def _forever(started: threading.Event, cancelled: threading.Event):
+    async def wait_forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    return wait_forever()
+
+
+def test_interrupt_right_after_the_start_still_cancels(session, monkeypatch):
+    started, cancelled = threading.Event(), threading.Event()
+    original = _Job.start
+
+    def start_then_interrupt(job):
+        original(job)
+        assert started.wait(10)
+        raise KeyboardInterrupt  # lands after the command went out, before the wait began
+
+    monkeypatch.setattr(_Job, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        session.run(_forever(started, cancelled))
+    assert cancelled.is_set()  # and run() returned only once the cancellation had run
+
+
+def test_interrupt_before_the_start_closes_the_coroutine(session, monkeypatch):
+    started, cancelled = threading.Event(), threading.Event()
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Job, "start", interrupted)
+    coro = _forever(started, cancelled)
+    with pytest.raises(KeyboardInterrupt):
+        session.run(coro)
+    assert coro.cr_frame is None  # closed: no "never awaited" warning, nothing left to run
+    assert not started.is_set()
+
+
+def test_a_failed_call_shows_one_line_as_a_cells_value(session):
+    async def script(peer):
+        await greet(peer)
+        await peer.serve({"NOOP": "421 4.3.2 going down"})
+
+    from IPython.lib.pretty import pretty
+
+    with ScriptedServer(script) as srv:
+        session.connect(**srv.options(timeout=10))
+        call = session.client().noop()
+        assert pretty(call) == "SMTPResponseException: 421 4.3.2 going down"
+        assert call._repr_html_() is None
