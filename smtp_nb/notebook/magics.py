@@ -341,7 +341,9 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
         embedded = not args.host
         if args.host:
             host, port = _split_host(args.host)
-            options.update(hostname=host, port=args.port or port)
+            options["hostname"] = host
+            if args.port or port:
+                options["port"] = args.port or port
         elif server is not None and server.running:
             options.update(server.client_options())
             options.setdefault("local_hostname", "localhost")  # the machine's name tells a loopback server nothing

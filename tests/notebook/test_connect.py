@@ -260,9 +260,10 @@ def test_config_sets_timeout_and_validates(ip, server, session, caplog):
 
 
 def test_config_connect_options_apply_and_refuse_credentials(ip, server, session, caplog):
-    run(ip, "%config SMTPMagics.connect_options = {'local_hostname': 'notebook.example'}")
-    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    run(ip, f"%config SMTPMagics.connect_options = {{'local_hostname': 'notebook.example', 'port': {server.port}}}")
+    run(ip, "%smtp_connect 127.0.0.1")
     assert session.get().client.local_hostname == "notebook.example"
+    assert session.get().where == f"127.0.0.1:{server.port}"
     ip.run_cell("%config SMTPMagics.connect_options = {'password': 'x'}")
     assert "cannot set password (credentials never go in configuration" in caplog.text
 
