@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -43,19 +44,20 @@ __all__ = ["SMTPMagics"]
 
 T = TypeVar("T")
 
-#: Options of ``smtp_nb.SMTP`` that ``connect_options`` may set (credentials never go in configuration).
-_CONFIGURABLE_OPTIONS = {
-    "port",
-    "local_hostname",
-    "source_address",
-    "use_tls",
-    "start_tls",
-    "validate_certs",
-    "client_cert",
-    "client_key",
-    "cert_bundle",
-    "allow_plaintext_auth",
+#: Options of ``smtp_nb.SMTP`` that ``connect_options`` may not set: credentials never go in configuration,
+#: the target is the magic's argument, and the timeout has its own option.
+_NOT_CONFIGURABLE = {
+    "hostname",
+    "username",
+    "password",
+    "oauth_token_generator",
+    "sock",
+    "socket_path",
+    "tls_context",
+    "timeout",
+    "on_transcript",
 }
+_CONFIGURABLE_OPTIONS = frozenset(inspect.signature(SMTP).parameters) - _NOT_CONFIGURABLE
 #: Option names people try for a password on the command line.
 _PASSWORD_OPTIONS = {"--password", "--pass", "--passwd", "--pwd", "--pw"}
 _PASSWORD_HINT = (

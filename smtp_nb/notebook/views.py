@@ -9,6 +9,7 @@ find it. Nothing here imports IPython or ipywidgets at module level.
 
 from __future__ import annotations
 
+import abc
 import datetime
 import email.message
 import html
@@ -74,14 +75,14 @@ def _clock(timestamp: float, *, millis: bool = False) -> str:
     return moment.strftime("%H:%M:%S.%f")[:-3] if millis else moment.strftime("%H:%M:%S")
 
 
-class _View:
+class _View(abc.ABC):
     """Plain text for terminals and nbval, HTML for notebooks; subclasses give ``_text()`` and ``_html()``."""
 
-    def _text(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _text(self) -> str: ...
 
-    def _html(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _html(self) -> str: ...
 
     def __repr__(self) -> str:
         return self._text()

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+from IPython.lib.pretty import pretty
 
 import smtp_nb
 from smtp_nb import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
@@ -70,7 +71,7 @@ def test_proxy_sends_and_collects_send_many(server, session):
     assert server.messages[0].subject == "s"
 
 
-def test_proxy_failure_raises_from_result_and_await(session):
+def test_proxy_failure_raises_from_result_and_await_and_shows_as_one_line(session):
     async def script(peer):
         await greet(peer)
         await peer.serve({"NOOP": "421 4.3.2 going down"})
@@ -81,6 +82,8 @@ def test_proxy_failure_raises_from_result_and_await(session):
         with pytest.raises(SMTPResponseException, match="going down"):
             call.result(10)
         assert repr(call) == "<Call default.noop(): failed: SMTPResponseException: 421 4.3.2 going down>"
+        assert pretty(call) == "SMTPResponseException: 421 4.3.2 going down"  # as a cell's value: one line
+        assert call._repr_html_() is None
         assert not session.get().is_connected
 
         async def again():
@@ -208,17 +211,3 @@ def test_interrupt_before_the_start_closes_the_coroutine(session, monkeypatch):
         session.run(coro)
     assert coro.cr_frame is None  # closed: no "never awaited" warning, nothing left to run
     assert not started.is_set()
-
-
-def test_a_failed_call_shows_one_line_as_a_cells_value(session):
-    async def script(peer):
-        await greet(peer)
-        await peer.serve({"NOOP": "421 4.3.2 going down"})
-
-    from IPython.lib.pretty import pretty
-
-    with ScriptedServer(script) as srv:
-        session.connect(**srv.options(timeout=10))
-        call = session.client().noop()
-        assert pretty(call) == "SMTPResponseException: 421 4.3.2 going down"
-        assert call._repr_html_() is None
