@@ -14,6 +14,7 @@ import argparse
 import getpass
 import inspect
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -60,6 +61,8 @@ _NOT_CONFIGURABLE = {
 _CONFIGURABLE_OPTIONS = frozenset(inspect.signature(SMTP).parameters) - _NOT_CONFIGURABLE
 #: Option names people try for a password on the command line.
 _PASSWORD_OPTIONS = {"--password", "--pass", "--passwd", "--pwd", "--pw"}
+#: What an environment variable's name conventionally looks like (anything else may be a password typed there).
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _PASSWORD_HINT = (
     "%smtp_connect does not take a password on the command line (it would stay in the notebook): "
     "use --password-env VAR to read it from an environment variable, or --prompt-password to type it"
@@ -397,7 +400,12 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
         if args.password_env:
             value = os.environ.get(args.password_env)
             if value is None:
-                raise UsageError(f"%smtp_connect: the environment variable {args.password_env} is not set")
+                if _ENV_NAME.fullmatch(args.password_env):
+                    raise UsageError(f"%smtp_connect: the environment variable {args.password_env} is not set")
+                raise UsageError(  # perhaps the password itself was typed there: do not repeat it
+                    "%smtp_connect: --password-env takes the name of an environment variable (such as "
+                    "SMTP_PASSWORD), and no variable of the name given is set"
+                )
             return args.user, Secret(value)
         if args.prompt_password:
             return args.user, Secret(getpass.getpass(f"SMTP password for {args.user} at {host or 'the server'}: "))
@@ -530,6 +538,8 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
         args = self._parse(self.smtp_send, line)
         if args is None:
             return None
+        if args.output is not None and not args.output.isidentifier():
+            raise UsageError(f"%%smtp_send: -o needs a variable name, not {args.output!r}")
         message, sender, recipients = build_message(
             cell,
             self.shell.user_ns,
@@ -565,8 +575,6 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
 
     def _store(self, variable: str | None, result: Any) -> None:
         if variable:
-            if not variable.isidentifier():
-                raise UsageError(f"%%smtp_send: -o needs a variable name, not {variable!r}")
             self.shell.user_ns[variable] = result
 
     @magic_arguments()

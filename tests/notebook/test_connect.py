@@ -119,6 +119,12 @@ def test_password_literal_is_refused_without_echoing_it(ip):
         assert PASSWORD not in str(raised.value) + captured.stdout + captured.stderr
 
 
+def test_password_typed_as_the_variable_name_is_not_repeated(ip, auth_server):
+    with shown() as captured, pytest.raises(UsageError, match="no variable of the name given is set") as raised:
+        ip.run_cell(f"%smtp_connect 127.0.0.1:{auth_server.port} --user demo --password-env {PASSWORD}")
+    assert PASSWORD not in str(raised.value) + captured.stdout + captured.stderr
+
+
 def test_unknown_option_is_named_without_its_value(ip):
     with (
         shown() as captured,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from IPython.core.error import UsageError
 
 from smtp_nb import SMTPRecipientsRefused, SMTPSenderRefused
 from smtp_nb.notebook.errors import MessageError, NotConnectedError, SMTPNotebookError
@@ -172,3 +173,10 @@ def test_send_by_name_uses_that_connection(ip, server, auth_server):
     result, _ = run(ip, "%%smtp_send --name first --to b@example.com --from a@example.com\n\nbody")
     assert result.connection == "first"
     assert len(server.messages) == 1 and auth_server.messages == []
+
+
+def test_bad_output_variable_is_refused_before_sending(ip, server):
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    with pytest.raises(UsageError, match="-o needs a variable name, not 'not-a-name'"):
+        ip.run_cell("%%smtp_send -o not-a-name --to b@example.com --from a@example.com\n\nbody")
+    assert server.messages == []
