@@ -180,3 +180,18 @@ def test_bad_output_variable_is_refused_before_sending(ip, server):
     with pytest.raises(UsageError, match="-o needs a variable name, not 'not-a-name'"):
         ip.run_cell("%%smtp_send -o not-a-name --to b@example.com --from a@example.com\n\nbody")
     assert server.messages == []
+
+
+def test_send_over_starttls_with_auth(ip, starttls_server, monkeypatch):
+    monkeypatch.setenv("SMTP_NB_TEST_PASSWORD", "demo-password")
+    run(
+        ip,
+        f"%smtp_connect localhost:{starttls_server.port} --starttls --cafile {starttls_server.ca_path} "
+        "--user demo --password-env SMTP_NB_TEST_PASSWORD",
+    )
+    result, captured = run(ip, "%%smtp_send --to grace@example.com --from ada@example.com\nSubject: secure\n\nbody")
+    assert result.status == "accepted"
+    (received,) = starttls_server.messages
+    assert (received.tls, received.login, received.subject) == (True, "demo", "secure")
+    log, _ = run(ip, "%smtp_log")
+    assert "> STARTTLS" in log.lines() and "demo-password" not in "\n".join(log.lines()) + captured.stdout
