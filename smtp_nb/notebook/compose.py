@@ -1,0 +1,261 @@
+"""From a ``%%smtp_send`` cell to an ``EmailMessage``: headers, an empty line, the body; ``{{ name }}`` filled in.
+
+Every header value and the body are Jinja2 templates rendered with
+``StrictUndefined`` from the notebook's namespace. Each header is rendered on
+its own, so a value that turns into two lines is an error, never a second
+header. Anything wrong raises ``MessageError`` before a byte is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.errors
+import email.message
+import email.policy
+import email.utils
+import html.parser
+import mimetypes
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from smtp_nb.client.message import extract_recipients, extract_sender
+
+from .errors import MessageError
+
+__all__ = ["Draft", "build_message", "parse_cell"]
+
+#: RFC 5322 field name: printable ASCII except the colon.
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+#: Headers that describe the body: smtp_nb writes them from --html and --attach.
+_MIME_HEADERS = {"mime-version", "content-type", "content-transfer-encoding", "content-disposition"}
+_NOTHING_SENT = "nothing was sent"
+
+
+@dataclasses.dataclass
+class Draft:
+    """A cell split into header templates (name, value, line number) and a body template."""
+
+    headers: list[tuple[str, str, int]]
+    body: str
+    body_line: int
+
+
+def parse_cell(cell: str) -> Draft:
+    """Split a cell into headers and body (folded header lines are joined)."""
+    lines = cell.replace("\r\n", "\n").split("\n")
+    headers: list[list[Any]] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        number = index + 1
+        index += 1
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            if not headers:
+                raise MessageError(
+                    f"line {number} starts with a space, but no header comes before it to continue; {_NOTHING_SENT}"
+                )
+            headers[-1][1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise MessageError(
+                f"line {number} is not a header ({shown!r}): headers are 'Name: value', and an empty line "
+                f"separates them from the body (start the cell with an empty line for a body alone); {_NOTHING_SENT}"
+            )
+        headers.append([name, value.strip(), number])
+    return Draft([(n, v, i) for n, v, i in headers], "\n".join(lines[index:]), index + 1)
+
+
+class _Templates:
+    """Jinja2 with StrictUndefined; the body of an HTML message autoescapes what it fills in."""
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        try:
+            import jinja2
+            import jinja2.meta
+        except ImportError:  # pragma: no cover - jinja2 comes with the notebook's dependencies
+            raise MessageError("%%smtp_send needs jinja2: pip install jinja2") from None
+        self._jinja = jinja2
+        self.namespace = namespace
+        self.plain = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.html = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=True)
+
+    def missing(self, sources: Sequence[tuple[str, str]]) -> list[str]:
+        """Names the templates use that neither the namespace nor Jinja defines."""
+        names: set[str] = set()
+        for where, source in sources:
+            names |= self._fields(where, source)
+        return sorted(n for n in names if n not in self.namespace and n not in self.plain.globals)
+
+    def _fields(self, where: str, source: str) -> set[str]:
+        try:
+            return set(self._jinja.meta.find_undeclared_variables(self.plain.parse(source)))
+        except self._jinja.TemplateSyntaxError as exc:
+            raise MessageError(
+                f"{where}: template error on its line {exc.lineno}: {exc.message}; {_NOTHING_SENT}"
+            ) from None
+
+    def render(self, where: str, source: str, *, html: bool = False) -> str:
+        if "{" not in source:
+            return source
+        environment = self.html if html else self.plain
+        try:
+            return environment.from_string(source).render(self.namespace)
+        except self._jinja.UndefinedError as exc:
+            raise MessageError(f"{where}: {exc.message}; {_NOTHING_SENT}") from None
+        except self._jinja.TemplateError as exc:
+            raise MessageError(f"{where}: {exc}; {_NOTHING_SENT}") from None
+
+
+class _TextOfHTML(html.parser.HTMLParser):
+    """The words of an HTML body, for the plain-text alternative."""
+
+    _BREAKS: ClassVar[set[str]] = {
+        "br",
+        "p",
+        "div",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "ul",
+        "ol",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("style", "script"):
+            self._skip += 1
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+    def text(self) -> str:
+        lines = [" ".join(line.split()) for line in "".join(self.parts).split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _text_of(html_body: str) -> str:
+    parser = _TextOfHTML()
+    parser.feed(html_body)
+    parser.close()
+    return parser.text()
+
+
+def _attach(message: email.message.EmailMessage, path: str) -> None:
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(full):
+        raise MessageError(f"attachment {path!r} not found (looked for {full}); {_NOTHING_SENT}")
+    if not os.path.isfile(full):
+        raise MessageError(f"attachment {path!r} is not a file; {_NOTHING_SENT}")
+    with open(full, "rb") as file:
+        data = file.read()
+    kind, encoding = mimetypes.guess_type(full)
+    if kind is None or encoding is not None:
+        kind = "application/octet-stream"
+    maintype, subtype = kind.split("/", 1)
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=os.path.basename(full))
+
+
+def build_message(
+    cell: str,
+    namespace: Mapping[str, Any],
+    *,
+    sender: str | None = None,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    subject: str | None = None,
+    html: bool = False,
+    attachments: Sequence[str] = (),
+) -> tuple[email.message.EmailMessage, str, list[str]]:
+    """The message of a cell, and its envelope (sender, recipients).
+
+    Options replace the cell's header of the same name; a ``Date`` and a
+    ``Message-ID`` are added unless the cell has them. Raises ``MessageError``.
+    """
+    draft = parse_cell(cell)
+    headers = [(name, value, f"the {name} header (line {line})") for name, value, line in draft.headers]
+    options = {"From": [sender] if sender else [], "To": list(to), "Cc": list(cc), "Bcc": list(bcc)}
+    options["Subject"] = [subject] if subject is not None else []
+    for name, values in options.items():
+        if values:
+            headers = [h for h in headers if h[0].lower() != name.lower()]
+            headers.append((name, ", ".join(values), f"the --{name.lower()} option"))
+    for name, _, where in headers:
+        if name.lower() in _MIME_HEADERS:
+            raise MessageError(
+                f"{where}: leave {name} out, smtp_nb writes it (use --html for an HTML body, --attach for files); "
+                f"{_NOTHING_SENT}"
+            )
+
+    templates = _Templates(namespace)
+    body_where = f"the body (from line {draft.body_line})"
+    missing = templates.missing([(where, value) for _, value, where in headers] + [(body_where, draft.body)])
+    if missing:
+        listed = ", ".join("{{ " + name + " }}" for name in missing)
+        raise MessageError(
+            f"the message uses {listed}, not defined in the notebook: define "
+            f"{'it' if len(missing) == 1 else 'them'} in a cell first; {_NOTHING_SENT}"
+        )
+
+    message = email.message.EmailMessage(policy=email.policy.default)
+    for name, value, where in headers:
+        rendered = templates.render(where, value)
+        if any(c in rendered for c in "\r\n\0"):
+            raise MessageError(
+                f"{where} holds a line break once its fields are filled in; a line break in a header would "
+                f"start a new header, so it is refused; {_NOTHING_SENT}"
+            )
+        try:
+            message[name] = rendered
+        except (ValueError, IndexError, email.errors.HeaderParseError) as exc:
+            raise MessageError(f"{where}: {exc}; {_NOTHING_SENT}") from None
+
+    try:
+        envelope_from = extract_sender(message)
+        recipients = extract_recipients(message)
+    except ValueError as exc:
+        raise MessageError(f"{exc}; {_NOTHING_SENT}") from None
+    if envelope_from is None:
+        raise MessageError(f"no sender: add a From: header or --from; {_NOTHING_SENT}")
+    if not recipients:
+        raise MessageError(f"no recipients: add To:, Cc: or Bcc: headers, or --to, --cc, --bcc; {_NOTHING_SENT}")
+    if "Date" not in message:
+        message["Date"] = email.utils.formatdate(localtime=True)
+    if "Message-ID" not in message:
+        domain = envelope_from.rpartition("@")[2] or "smtp-nb.invalid"
+        message["Message-ID"] = email.utils.make_msgid(domain=domain)
+
+    body = templates.render(body_where, draft.body, html=html)
+    if html:
+        message.set_content(_text_of(body))
+        message.add_alternative(body, subtype="html")
+    else:
+        message.set_content(body)
+    for path in attachments:
+        _attach(message, path)
+    return message, envelope_from, recipients
