@@ -14,11 +14,13 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["run_sync", "wait_threadsafe"]
+__all__ = ["CANCEL_GRACE", "ThreadsafeJob", "run_sync", "wait_threadsafe"]
 
 T = TypeVar("T")
+#: How long a cancelled operation may take to clean up (close its socket) before the interrupt goes on.
+CANCEL_GRACE = 10.0
 
 
 @contextlib.contextmanager
@@ -44,19 +46,105 @@ def _interruptible() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
-def wait_threadsafe(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
-    """Run ``coro`` on ``loop`` (running in another thread) and wait; an interrupt cancels it."""
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        with _interruptible():
-            return future.result()
-    except KeyboardInterrupt:
-        future.cancel()
+class ThreadsafeJob(Generic[T]):
+    """A coroutine for the session loop, and a thread-safe handle on its outcome.
+
+    Unlike ``asyncio.run_coroutine_threadsafe``, ``finished`` is set only once
+    the task has really ended, so a canceller can wait for the cleanup (the
+    client closing its connection) before it moves on. Everything that
+    touches the task runs on the loop, in the order it was asked for, so a
+    cancel is right whether it comes before or after the start.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> None:
+        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self.finished = threading.Event()
+        self._loop = loop
+        self._coro = coro
+        self._task: asyncio.Task[T] | None = None
+        self.future.add_done_callback(self._on_future_done)
+
+    def start(self) -> None:
+        self._loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        if self._task is not None or self.finished.is_set():
+            return
+        if self.future.cancelled():
+            self._drop()
+            return
+        self._task = self._loop.create_task(self._coro)
+        self._task.add_done_callback(self._on_task_done)
+
+    def _drop(self) -> None:
+        """Close a coroutine that never started (cancelled first)."""
+        if self._task is None and not self.finished.is_set():
+            self._coro.close()
+            self.finished.set()
+
+    def _on_task_done(self, task: asyncio.Task[T]) -> None:
         try:
-            future.result(timeout=5)
-        except BaseException:
-            pass
-        raise
+            if task.cancelled():
+                self.future.cancel()
+            elif self.future.set_running_or_notify_cancel():
+                exc = task.exception()
+                if exc is not None:
+                    self.future.set_exception(exc)
+                else:
+                    self.future.set_result(task.result())
+            else:
+                task.exception()  # retrieved: the waiter has gone, nobody else will look
+        finally:
+            self.finished.set()
+
+    def _on_future_done(self, future: concurrent.futures.Future[T]) -> None:
+        if future.cancelled() and not self.finished.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing left to cancel
+                self._loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        else:
+            self._drop()
+
+    def run(self, timeout: float | None = None) -> T:
+        """Start, and block for the outcome; Ctrl-C cancels the operation, waits for its cleanup, and is raised.
+
+        The start is inside the guarded region: an interrupt that lands just
+        after the command went out still cancels it.
+        """
+        try:
+            self.start()
+            return self._wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+
+    def wait(self, timeout: float | None = None) -> T:
+        """Block for the outcome of a started job; Ctrl-C cancels it as ``run()`` does."""
+        try:
+            return self._wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+
+    def _wait(self, timeout: float | None) -> T:
+        with _interruptible():
+            return self.future.result(timeout)
+
+    def _interrupt(self) -> None:
+        self.future.cancel()
+        self.finished.wait(CANCEL_GRACE)
+
+
+def wait_threadsafe(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
+    """Run ``coro`` on ``loop`` (running in another thread) and wait.
+
+    Ctrl-C cancels it and returns only once the cancelled coroutine has
+    cleaned up (a cancelled command closes its connection).
+    """
+    return ThreadsafeJob(loop, coro).run()
 
 
 def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import inspect
@@ -28,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from smtp_nb.client import SMTP, SMTPException, SMTPServerDisconnected
-from smtp_nb.client.sync import _interruptible
+from smtp_nb.client.sync import ThreadsafeJob as _Job
 
 from .errors import NotConnectedError, SMTPNotebookError, describe
 
@@ -41,102 +40,8 @@ T = TypeVar("T")
 
 #: Name of the connection ``%smtp_connect`` opens unless told ``--name``.
 DEFAULT_NAME = "default"
-#: How long a cancelled operation may take to clean up (close its socket) before the interrupt goes on.
-_CANCEL_GRACE = 10.0
 #: How long QUIT may take for each connection when the session closes.
 _QUIT_TIMEOUT = 5.0
-
-
-class _Job(Generic[T]):
-    """A coroutine for the session loop, and a thread-safe handle on its outcome.
-
-    Unlike ``asyncio.run_coroutine_threadsafe``, ``finished`` is set only once
-    the task has really ended, so a canceller can wait for the cleanup (the
-    client closing its connection) before it moves on. Everything that
-    touches the task runs on the loop, in the order it was asked for, so a
-    cancel is right whether it comes before or after the start.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> None:
-        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self.finished = threading.Event()
-        self._loop = loop
-        self._coro = coro
-        self._task: asyncio.Task[T] | None = None
-        self.future.add_done_callback(self._on_future_done)
-
-    def start(self) -> None:
-        self._loop.call_soon_threadsafe(self._start)
-
-    def _start(self) -> None:
-        if self._task is not None or self.finished.is_set():
-            return
-        if self.future.cancelled():
-            self._drop()
-            return
-        self._task = self._loop.create_task(self._coro)
-        self._task.add_done_callback(self._on_task_done)
-
-    def _drop(self) -> None:
-        """Close a coroutine that never started (cancelled first)."""
-        if self._task is None and not self.finished.is_set():
-            self._coro.close()
-            self.finished.set()
-
-    def _on_task_done(self, task: asyncio.Task[T]) -> None:
-        try:
-            if task.cancelled():
-                self.future.cancel()
-            elif self.future.set_running_or_notify_cancel():
-                exc = task.exception()
-                if exc is not None:
-                    self.future.set_exception(exc)
-                else:
-                    self.future.set_result(task.result())
-            else:
-                task.exception()  # retrieved: the waiter has gone, nobody else will look
-        finally:
-            self.finished.set()
-
-    def _on_future_done(self, future: concurrent.futures.Future[T]) -> None:
-        if future.cancelled() and not self.finished.is_set():
-            with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing left to cancel
-                self._loop.call_soon_threadsafe(self._cancel)
-
-    def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        else:
-            self._drop()
-
-    def run(self, timeout: float | None = None) -> T:
-        """Start, and block for the outcome; Ctrl-C cancels the operation, waits for its cleanup, and is raised.
-
-        The start is inside the guarded region: an interrupt that lands just
-        after the command went out still cancels it.
-        """
-        try:
-            self.start()
-            return self._wait(timeout)
-        except KeyboardInterrupt:
-            self._interrupt()
-            raise
-
-    def wait(self, timeout: float | None = None) -> T:
-        """Block for the outcome of a started job; Ctrl-C cancels it as ``run()`` does."""
-        try:
-            return self._wait(timeout)
-        except KeyboardInterrupt:
-            self._interrupt()
-            raise
-
-    def _wait(self, timeout: float | None) -> T:
-        with _interruptible():
-            return self.future.result(timeout)
-
-    def _interrupt(self) -> None:
-        self.future.cancel()
-        self.finished.wait(_CANCEL_GRACE)
 
 
 @dataclasses.dataclass

@@ -12,8 +12,9 @@ from IPython.lib.pretty import pretty
 
 import smtp_nb
 from smtp_nb import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
+from smtp_nb.client.sync import ThreadsafeJob as _Job
 from smtp_nb.notebook.errors import NotConnectedError, SMTPNotebookError
-from smtp_nb.notebook.session import Call, _Job, get_session, reset_session
+from smtp_nb.notebook.session import Call, get_session, reset_session
 from smtp_nb.server import LocalServer
 from tests.scripted import ScriptedServer, greet
 
