@@ -348,8 +348,15 @@ class LocalServer:
             raise RuntimeError(
                 "a TLS certificate for the embedded server needs trustme: pip install 'smtp_nb[notebook]'"
             ) from None
-        ca = trustme.CA(organization_name="smtp_nb embedded server")
-        cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+        # Fixed names (trustme's default unit names are random) keep notebook outputs the same from run to run.
+        ca = trustme.CA(organization_name="smtp_nb embedded server", organization_unit_name="demo CA")
+        cert = ca.issue_cert(
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            organization_name="smtp_nb embedded server",
+            organization_unit_name="demo certificate",
+        )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self._tempdir = tempfile.TemporaryDirectory(prefix="smtp_nb-")
@@ -378,10 +385,11 @@ class LocalServer:
         if server is not None:
             server.close()
         for protocol in list(self._connections):
+            # abort, not close: a TLS close would wait for the client's close_notify
             if protocol.transport is not None:
-                protocol.transport.close()
+                protocol.transport.abort()
             if protocol._original_transport is not None:
-                protocol._original_transport.close()
+                protocol._original_transport.abort()
         for _ in range(3):  # let connection_lost run and the handler tasks finish
             await asyncio.sleep(0)
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
