@@ -17,6 +17,7 @@ __all__ = ["MAGICS", "load_ipython_extension", "unload_ipython_extension"]
 
 MAGICS: list[str] = [
     "smtp_nb.notebook.magics:SMTPMagics",
+    "smtp_nb.notebook.merge_magic:MergeMagics",
 ]
 
 #: The magics instances registered on each shell, to undo on unload (and to make a second load a no-op).

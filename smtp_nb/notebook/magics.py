@@ -41,7 +41,7 @@ from .errors import NotConnectedError, SMTPNotebookError, describe
 from .session import DEFAULT_NAME, NamedConnection, Session, get_session
 from .views import CapabilityReport, ConnectionList, Inbox, Log, Reply, SendResult, ServerInfo
 
-__all__ = ["SMTPMagics"]
+__all__ = ["SMTPMagics", "call_connection", "parse_arguments"]
 
 T = TypeVar("T")
 
@@ -95,6 +95,78 @@ def _split_host(target: str) -> tuple[str, int | None]:
     return host, int(port) if port else None
 
 
+def parse_arguments(magic: Callable[..., Any], line: str, *, secret_values: bool = False) -> argparse.Namespace | None:
+    """Parse ``line`` with the magic's parser; None after printing ``--help``.
+
+    Options are never abbreviated (``--pass`` must not become
+    ``--password-env``). With ``secret_values`` an error names unknown
+    options but never repeats what followed them.
+    """
+    from IPython.core.magic_arguments import arg_split
+
+    parser = magic.parser  # type: ignore[attr-defined]
+    parser.allow_abbrev = False
+    name = "%" + parser.prog.lstrip("%")
+    try:
+        argv = arg_split(line, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    if "-h" in argv or "--help" in argv:
+        print(parser.format_help().removeprefix("::").strip())
+        return None
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}; see {name} --help") from None
+    if extra:
+        options = [token.split("=", 1)[0] for token in extra if token.startswith("-")]
+        if secret_values:
+            what = f"unknown option {', '.join(options)}" if options else "unexpected argument"
+            what += " (the values given are not shown)"
+        else:
+            what = f"unrecognized arguments: {' '.join(extra)}"
+        raise UsageError(f"{name}: {what}; see {name} --help")
+    return args  # type: ignore[no-any-return]
+
+
+def call_connection(
+    session: Session, operation: Callable[[SMTP], Awaitable[T]], name: str | None, *, retry: bool = True
+) -> T:
+    """Run ``operation`` on connection ``name``; expected failures become one line, notes are printed."""
+    try:
+        result, notes = session.call(operation, name, retry=retry)
+    except SMTPNotebookError:
+        raise
+    except SMTPException as exc:
+        raise SMTPNotebookError(_failure(exc), error=exc) from exc
+    except KeyboardInterrupt:
+        _say_interrupted(session, name)
+        raise
+    for note in notes:
+        print(note)
+    return result
+
+
+def _failure(exc: SMTPException) -> str:
+    text = describe(exc)
+    if isinstance(exc, (SMTPTimeoutError, SMTPServerDisconnected)):
+        text += "; the connection is closed (the next command opens it again)"
+    return text
+
+
+def _say_interrupted(session: Session, name: str | None) -> None:
+    try:
+        conn = session.get(name)
+    except NotConnectedError:
+        return
+    if not conn.is_connected:
+        print(
+            f"interrupted: the command was cancelled and connection {conn.name!r} closed "
+            "(the next command opens it again)",
+            file=sys.stderr,
+        )
+
+
 @magics_class
 class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
     """SMTP in the notebook: connect, look at what a server offers, send, read the conversation."""
@@ -143,71 +215,10 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
     # -- helpers -------------------------------------------------------------------------
 
     def _parse(self, magic: Callable[..., Any], line: str, *, secret_values: bool = False) -> argparse.Namespace | None:
-        """Parse ``line`` with the magic's parser; None after printing ``--help``.
-
-        Options are never abbreviated (``--pass`` must not become
-        ``--password-env``). With ``secret_values`` an error names unknown
-        options but never repeats what followed them.
-        """
-        from IPython.core.magic_arguments import arg_split
-
-        parser = magic.parser  # type: ignore[attr-defined]
-        parser.allow_abbrev = False
-        name = "%" + parser.prog.lstrip("%")
-        try:
-            argv = arg_split(line, strict=True)
-        except ValueError as exc:
-            raise UsageError(f"{name}: {exc}") from None
-        if "-h" in argv or "--help" in argv:
-            print(parser.format_help().removeprefix("::").strip())
-            return None
-        try:
-            args, extra = parser.parse_known_args(argv)
-        except UsageError as exc:
-            raise UsageError(f"{name}: {exc}; see {name} --help") from None
-        if extra:
-            options = [token.split("=", 1)[0] for token in extra if token.startswith("-")]
-            if secret_values:
-                what = f"unknown option {', '.join(options)}" if options else "unexpected argument"
-                what += " (the values given are not shown)"
-            else:
-                what = f"unrecognized arguments: {' '.join(extra)}"
-            raise UsageError(f"{name}: {what}; see {name} --help")
-        return args  # type: ignore[no-any-return]
+        return parse_arguments(magic, line, secret_values=secret_values)
 
     def _call(self, operation: Callable[[SMTP], Awaitable[T]], name: str | None, *, retry: bool = True) -> T:
-        """Run ``operation`` on connection ``name``; expected failures become one line, notes are printed."""
-        try:
-            result, notes = self.session.call(operation, name, retry=retry)
-        except SMTPNotebookError:
-            raise
-        except SMTPException as exc:
-            raise SMTPNotebookError(self._failure(exc), error=exc) from exc
-        except KeyboardInterrupt:
-            self._say_interrupted(name)
-            raise
-        for note in notes:
-            print(note)
-        return result
-
-    @staticmethod
-    def _failure(exc: SMTPException) -> str:
-        text = describe(exc)
-        if isinstance(exc, (SMTPTimeoutError, SMTPServerDisconnected)):
-            text += "; the connection is closed (the next command opens it again)"
-        return text
-
-    def _say_interrupted(self, name: str | None) -> None:
-        try:
-            conn = self.session.get(name)
-        except NotConnectedError:
-            return
-        if not conn.is_connected:
-            print(
-                f"interrupted: the command was cancelled and connection {conn.name!r} closed "
-                "(the next command opens it again)",
-                file=sys.stderr,
-            )
+        return call_connection(self.session, operation, name, retry=retry)
 
     def _report(self, conn: NamedConnection, *, ehlo: bool = False) -> CapabilityReport:
         async def snapshot(client: SMTP) -> Capabilities:

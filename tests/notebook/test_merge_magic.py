@@ -1,0 +1,96 @@
+"""``%%smtp_merge`` in a real shell: preview by default, send over the session's connection, errors in one line."""
+
+from __future__ import annotations
+
+import pandas
+import pytest
+from IPython.core.error import UsageError
+
+from smtp_nb.mailmerge import MergePreview, MergeResult, MergeValidationError
+from smtp_nb.notebook.errors import MessageError
+from tests.notebook.conftest import run, shown
+
+TEMPLATE = """From: Course Office <office@example.com>
+To: {{ email | mailbox(name) }}
+Subject: Your grade, {{ name }}
+
+Dear {{ name }}, your grade is {{ grade }}. Braces stay: {x}.
+"""
+
+
+def students(count: int) -> pandas.DataFrame:
+    return pandas.DataFrame(
+        [{"id": i, "name": f"Student {i}", "email": f"s{i}@example.com", "grade": "ABC"[i % 3]} for i in range(count)]
+    )
+
+
+def cell(options: str, journal, template: str = TEMPLATE) -> str:
+    return f"%%smtp_merge {options} --journal {journal}\n{template}"
+
+
+def test_preview_without_a_connection_sends_nothing(ip, server, tmp_path):
+    ip.user_ns["students"] = students(4)
+    result, _ = run(ip, cell("students", tmp_path / "j.sqlite"))
+    assert isinstance(result, MergePreview)
+    assert (result.rows, result.to_send) == (4, 4)
+    assert "Braces stay: {x}." in repr(result)  # IPython's {x} expansion is off
+    assert not server.messages
+
+
+def test_send_over_the_current_connection_then_rerun_sends_nothing_new(ip, server, tmp_path):
+    ip.user_ns["students"] = students(6)
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    preview, _ = run(ip, cell("students --key id", tmp_path / "j.sqlite"))
+    assert isinstance(preview, MergePreview) and not server.messages
+    result, _ = run(ip, cell("students --key id --send -o outcome", tmp_path / "j.sqlite"))
+    assert isinstance(result, MergeResult) and ip.user_ns["outcome"] is result
+    assert result.counts["accepted"] == 6
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(f"s{i}@example.com" for i in range(6))
+    assert len({m.peer for m in server.messages}) == 1  # the session's own connection
+    assert run(ip, "%smtp NOOP")[0].response.code == 250  # and it is still open
+    again, _ = run(ip, cell("students --key id --send", tmp_path / "j.sqlite"))
+    assert (again.counts["skipped"], again.counts["accepted"]) == (6, 0)
+    assert len(server.messages) == 6
+    frame = result.to_frame()
+    assert list(frame["status"]) == ["accepted"] * 6
+
+
+def test_concurrency_opens_more_connections_with_the_same_options(ip, server, tmp_path):
+    ip.user_ns["students"] = students(30)
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    result, _ = run(ip, cell("students --send --concurrency 3", tmp_path / "j.sqlite"))
+    assert result.counts["accepted"] == 30
+    assert len({m.peer for m in server.messages}) == 3
+
+
+def test_rows_from_a_csv_file(ip, server, tmp_path):
+    path = tmp_path / "students.csv"
+    students(3).to_csv(path, index=False)
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    result, _ = run(ip, cell(f"{path} --send", tmp_path / "j.sqlite"))
+    assert result.counts["accepted"] == 3
+
+
+def test_bad_rows_show_the_table_and_fail_in_one_line(ip, server, tmp_path):
+    frame = students(5)
+    frame.loc[3, "email"] = "s3@example.com\nBcc: x@example.com"
+    ip.user_ns["students"] = frame
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    with shown() as captured, pytest.raises(MergeValidationError) as info:
+        ip.run_cell(cell("students --send", tmp_path / "j.sqlite"))
+    assert "row 4, email: holds a line break" in str(info.value)
+    assert info.value._render_traceback_() == [f"MergeValidationError: {info.value}"]
+    assert any("<table" in o.data.get("text/html", "") for o in captured.outputs)
+    assert not server.messages
+
+
+def test_template_and_argument_errors(ip, server, tmp_path):
+    ip.user_ns["students"] = students(2)
+    with pytest.raises(MessageError, match="line 3: unexpected '}'"):
+        ip.run_cell(cell("students", tmp_path / "j.sqlite", TEMPLATE.replace("{{ name }}\n", "{{ name }\n", 1)))
+    with pytest.raises(UsageError, match="neither a variable of this notebook nor a file"):
+        ip.run_cell(cell("nobody", tmp_path / "j.sqlite"))
+    with pytest.raises(UsageError, match="unrecognized arguments: --frobnicate"):
+        ip.run_cell(cell("students --frobnicate", tmp_path / "j.sqlite"))
+    _, captured = run(ip, "%%smtp_merge --help\nFrom: a@example.com\n")
+    assert "--stop-after-failures" in captured.stdout and "Merge the cell" in captured.stdout
