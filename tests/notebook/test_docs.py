@@ -1,4 +1,4 @@
-"""The five-cell session of docs/notebook.md runs as written and delivers its message."""
+"""The README's five-cell notebook session runs as written and delivers its message."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 from tests.notebook.conftest import run
 
-DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "notebook.md"
+DOC = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _session_cells() -> list[str]:
