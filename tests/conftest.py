@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,32 @@ def run_strict(coro: Any, timeout: float = 60) -> Any:
             gc.collect()
         if problems:
             pytest.fail("asyncio reported work left behind:\n" + "\n".join(problems))
+
+
+class _AsyncioComplaints(logging.Handler):
+    """asyncio's own error reports, from any loop in any thread (asyncio.run, the session loop, servers)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_asyncio_complaints() -> Iterator[None]:
+    """Fail a test if any event loop reported a lost exception, a destroyed pending task, and the like."""
+    handler = _AsyncioComplaints()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+        gc.collect()
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        pytest.fail("asyncio reported work left behind:\n" + "\n".join(handler.messages))
 
 
 @pytest.hookimpl(tryfirst=True)
