@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from email.message import EmailMessage
+from typing import Any
 
 from . import SMTP
 from .server import DEMO_USERS, LocalServer
@@ -27,7 +28,7 @@ def _message() -> EmailMessage:
 
 async def _send(server: LocalServer, *, auth: bool) -> SMTP:
     user, password = next(iter(DEMO_USERS.items()))
-    options = {"username": user, "password": password} if auth else {}
+    options: dict[str, Any] = {"username": user, "password": password} if auth else {}
     async with SMTP(**server.client_options(), timeout=10, **options) as client:
         refused, reply = await client.send_message(_message())
         print(f"sent: {reply} (refused: {refused or 'none'})")

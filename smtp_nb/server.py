@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session, syntax
 from aiosmtpd.smtp import SMTP as _AiosmtpdSMTP
@@ -297,7 +297,7 @@ class LocalServer:
             self.stop()
             raise
         if self.socket_path is None:
-            self.port = self._server.sockets[0].getsockname()[1]
+            self.port = cast(asyncio.Server, self._server).sockets[0].getsockname()[1]
         return self
 
     async def _listen(self) -> asyncio.AbstractServer:
@@ -386,10 +386,9 @@ class LocalServer:
             server.close()
         for protocol in list(self._connections):
             # abort, not close: a TLS close would wait for the client's close_notify
-            if protocol.transport is not None:
-                protocol.transport.abort()
-            if protocol._original_transport is not None:
-                protocol._original_transport.abort()
+            for transport in (protocol.transport, protocol._original_transport):
+                if transport is not None:
+                    cast(asyncio.Transport, transport).abort()
         for _ in range(3):  # let connection_lost run and the handler tasks finish
             await asyncio.sleep(0)
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -292,7 +292,10 @@ def _default_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:
                     f"retried {counts['retried']}"
                 )
 
-        return show, lambda: sys.stderr.write("\n")
+        def end() -> None:
+            sys.stderr.write("\n")
+
+        return show, end
     bar = tqdm(total=total, unit="msg", desc="merge")
 
     def update(counts: dict[str, int]) -> None:
@@ -481,6 +484,8 @@ async def _merge(
     # 2. Send.
     assert client is not None
     run_number, died = jr.begin(campaign, template.fingerprint, continue_changed=continue_changed)
+    report: Progress | None
+    finish: Callable[[], None]
     if callable(progress):
         report, finish = progress, lambda: None
     elif progress:

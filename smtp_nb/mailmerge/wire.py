@@ -41,7 +41,9 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
     """
     if "=?" in value or any(c in _EXOTIC for c in value):
         return tuple(_split_with_email_package(value))
-    pieces, current, quoted, angle = [], [], False, False
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = angle = False
     for char in value:
         if char == '"' and not angle:
             quoted = not quoted

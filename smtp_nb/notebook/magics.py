@@ -212,6 +212,12 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
     def session(self) -> Session:
         return get_session()
 
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        assert self.shell is not None
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
     # -- helpers -------------------------------------------------------------------------
 
     def _parse(self, magic: Callable[..., Any], line: str, *, secret_values: bool = False) -> argparse.Namespace | None:
@@ -553,7 +559,7 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
             raise UsageError(f"%%smtp_send: -o needs a variable name, not {args.output!r}")
         message, sender, recipients = build_message(
             cell,
-            self.shell.user_ns,
+            self.namespace,
             sender=args.sender,
             to=args.to,
             cc=args.cc,
@@ -586,7 +592,7 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
 
     def _store(self, variable: str | None, result: Any) -> None:
         if variable:
-            self.shell.user_ns[variable] = result
+            self.namespace[variable] = result
 
     @magic_arguments()
     @argument("-n", type=int, default=50, metavar="N", help="show the last N lines (default 50)")

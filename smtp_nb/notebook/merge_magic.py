@@ -43,6 +43,12 @@ class MergeMagics(Magics):  # type: ignore[misc]
     def session(self) -> Session:
         return get_session()
 
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        assert self.shell is not None
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
     @magic_arguments()
     @argument("rows", help="the variable holding the rows (DataFrame, list of dicts), or a CSV file's path")
     @argument("--send", action="store_true", help="send; without it the merge only validates and previews")
@@ -92,7 +98,7 @@ class MergeMagics(Magics):  # type: ignore[misc]
         rows = self._rows(args.rows)
         html = None
         if args.html_template is not None:
-            html = self.shell.user_ns.get(args.html_template)
+            html = self.namespace.get(args.html_template)
             if not isinstance(html, str):
                 raise UsageError(f"%%smtp_merge: --html-template {args.html_template} is not a text variable")
         try:
@@ -122,12 +128,12 @@ class MergeMagics(Magics):  # type: ignore[misc]
             display(exc)  # the table of problems; then the cell fails with one line
             raise
         if args.output:
-            self.shell.user_ns[args.output] = result
+            self.namespace[args.output] = result
         return result
 
     def _rows(self, name: str) -> Any:
-        if name in self.shell.user_ns:
-            return self.shell.user_ns[name]
+        if name in self.namespace:
+            return self.namespace[name]
         if os.path.isfile(name):
             return name
         raise UsageError(
