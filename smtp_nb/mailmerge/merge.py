@@ -108,6 +108,7 @@ class _Run:
     stopped: str | None = None
     exhausted: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._rows = iter(self.source)
@@ -208,7 +209,8 @@ class _Run:
                 if self.stop_after_failures is not None and failures >= self.stop_after_failures and not self.stopped:
                     self.stopped = f"{failures} rows failed (--stop-after-failures {self.stop_after_failures})"
         if self.progress is not None:
-            self.progress(dict(self.counts, in_flight=self.in_flight))
+            elapsed = int(1000 * (time.monotonic() - self.started))
+            self.progress(dict(self.counts, in_flight=self.in_flight, elapsed_ms=elapsed))
         self.changed.set()
 
     @property
@@ -274,6 +276,13 @@ async def _worker(run: _Run, client: SMTP, owned: bool, reconnects: int) -> None
                 client.close()
 
 
+def rate(counts: dict[str, int]) -> str:
+    """Messages answered per second so far, for progress displays."""
+    done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
+    seconds = counts.get("elapsed_ms", 0) / 1000
+    return f"{done / seconds:.1f} msg/s" if seconds > 0 else "- msg/s"
+
+
 def _default_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:
     """A progress bar: tqdm.auto when installed (a widget in Jupyter), else a line on stderr."""
     if os.environ.get("TQDM_DISABLE") or total == 0:
@@ -289,7 +298,7 @@ def _default_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:
                 state["done"] = done
                 sys.stderr.write(
                     f"\rsent {counts['accepted']}/{total}, refused {counts['refused'] + counts['failed']}, "
-                    f"retried {counts['retried']}"
+                    f"retried {counts['retried']}, {rate(counts)}"
                 )
 
         def end() -> None:

@@ -27,6 +27,7 @@ from smtp_nb.mailmerge import (
     TemplateError,
     merge,
 )
+from smtp_nb.mailmerge.merge import rate
 
 from .errors import MessageError
 from .magics import call_connection, parse_arguments
@@ -175,7 +176,7 @@ class MergeMagics(Magics):  # type: ignore[misc]
             bar.value = done
             label.value = (
                 f"{counts['accepted']} accepted, {counts['refused'] + counts['failed']} refused, "
-                f"{counts['retried']} retried"
+                f"{counts['retried']} retried, {rate(counts)}"
             )
 
         def finish() -> None:

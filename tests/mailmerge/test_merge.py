@@ -22,6 +22,7 @@ from smtp_nb.mailmerge import (
     TemplateChanged,
     TemplateError,
 )
+from smtp_nb.mailmerge.merge import rate
 from smtp_nb.server import InboxHandler, LocalServer
 from tests.conftest import RuleHandler
 
@@ -293,3 +294,16 @@ async def test_preview_shows_the_html_part_in_a_sandboxed_frame(server, tmp_path
     page = result._repr_html_()
     assert '<iframe sandbox=""' in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+async def test_progress_reports_counts_and_rate(rule_server, tmp_path):
+    rule_server.rules["RCPT"] = {"s2@example.com": "550 no"}
+    reports = []
+    result = await smtp_nb.merge(
+        TEMPLATE, people(5), send=True, **{**options(rule_server, tmp_path), "progress": reports.append}
+    )
+    assert result.counts["accepted"] == 4
+    last = reports[-1]
+    assert (last["accepted"], last["refused"], last["in_flight"]) == (4, 1, 0)
+    assert [r["accepted"] + r["refused"] for r in reports] == sorted(r["accepted"] + r["refused"] for r in reports)
+    assert rate(last).endswith(" msg/s") and last["elapsed_ms"] >= 0
