@@ -676,13 +676,20 @@ class SMTP:
         self.last_ehlo_response = response
         return response
 
-    async def _simple(self, line: bytes, ok: tuple[int, ...], timeout: Timeout) -> SMTPResponse:
+    async def _simple(
+        self,
+        line: bytes,
+        ok: tuple[int, ...],
+        timeout: Timeout,
+        refusal: Callable[[SMTPResponse], SMTPResponseException] = lambda r: SMTPResponseException(r.code, r.message),
+    ) -> SMTPResponse:
+        """One command after EHLO/HELO; a reply code outside ``ok`` raises ``refusal(reply)``."""
         self._connection()
         async with self._lock:
             await self._ehlo_or_helo_if_needed(self._resolve(timeout))
             response = await self._command(line, self._resolve(timeout))
         if response.code not in ok:
-            raise SMTPResponseException(response.code, response.message)
+            raise refusal(response)
         return response
 
     async def help(self, command: Optional[str] = None, *, timeout: Timeout = _default) -> SMTPResponse:
@@ -738,13 +745,7 @@ class SMTP:
     ) -> SMTPResponse:
         """Send MAIL FROM: start a transaction. Raises ``SMTPSenderRefused``."""
         line = self._address_line(b"MAIL FROM:", sender, list(options or ()), encoding, True)
-        self._connection()
-        async with self._lock:
-            await self._ehlo_or_helo_if_needed(self._resolve(timeout))
-            response = await self._command(line, self._resolve(timeout))
-        if response.code != SMTPStatus.completed:
-            raise SMTPSenderRefused(response.code, response.message, sender)
-        return response
+        return await self._simple(line, (250,), timeout, lambda r: SMTPSenderRefused(r.code, r.message, sender))
 
     async def rcpt(
         self,
@@ -756,13 +757,9 @@ class SMTP:
     ) -> SMTPResponse:
         """Send RCPT TO: add a recipient. Raises ``SMTPRecipientRefused``."""
         line = self._address_line(b"RCPT TO:", recipient, list(options or ()), encoding, False)
-        self._connection()
-        async with self._lock:
-            await self._ehlo_or_helo_if_needed(self._resolve(timeout))
-            response = await self._command(line, self._resolve(timeout))
-        if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-            raise SMTPRecipientRefused(response.code, response.message, recipient)
-        return response
+        return await self._simple(
+            line, (250, 251), timeout, lambda r: SMTPRecipientRefused(r.code, r.message, recipient)
+        )
 
     async def data(self, message: Union[str, bytes], /, *, timeout: Timeout = _default) -> SMTPResponse:
         """Send DATA and the message (dot-stuffed, CRLF line endings). Raises ``SMTPDataError``."""

@@ -41,7 +41,7 @@ from .errors import NotConnectedError, SMTPNotebookError, describe
 from .session import DEFAULT_NAME, NamedConnection, Session, get_session
 from .views import CapabilityReport, ConnectionList, Inbox, Log, Reply, SendResult, ServerInfo
 
-__all__ = ["SMTPMagics", "call_connection", "parse_arguments"]
+__all__ = ["SMTPMagics", "SessionMagics", "call_connection", "parse_arguments"]
 
 T = TypeVar("T")
 
@@ -167,8 +167,22 @@ def _say_interrupted(session: Session, name: str | None) -> None:
         )
 
 
+class SessionMagics(Magics):  # type: ignore[misc]
+    """What every smtp_nb magics class reaches: the kernel's session and the notebook's variables."""
+
+    @property
+    def session(self) -> Session:
+        return get_session()
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        assert self.shell is not None
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+
 @magics_class
-class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
+class SMTPMagics(SessionMagics, Configurable):  # type: ignore[misc]
     """SMTP in the notebook: connect, look at what a server offers, send, read the conversation."""
 
     timeout = Float(
@@ -207,16 +221,6 @@ class SMTPMagics(Magics, Configurable):  # type: ignore[misc]
                 f"it takes {', '.join(sorted(_CONFIGURABLE_OPTIONS))}"
             )
         return value
-
-    @property
-    def session(self) -> Session:
-        return get_session()
-
-    @property
-    def namespace(self) -> dict[str, Any]:
-        """The notebook's variables."""
-        assert self.shell is not None
-        return self.shell.user_ns  # type: ignore[no-any-return]
 
     # -- helpers -------------------------------------------------------------------------
 

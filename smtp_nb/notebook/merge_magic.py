@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+from IPython.core.magic import cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
@@ -30,25 +30,14 @@ from smtp_nb.mailmerge import (
 from smtp_nb.mailmerge.merge import rate
 
 from .errors import MessageError
-from .magics import call_connection, parse_arguments
-from .session import Session, get_session
+from .magics import SessionMagics, call_connection, parse_arguments
 
 __all__ = ["MergeMagics"]
 
 
 @magics_class
-class MergeMagics(Magics):  # type: ignore[misc]
+class MergeMagics(SessionMagics):
     """The mail merge as a cell magic."""
-
-    @property
-    def session(self) -> Session:
-        return get_session()
-
-    @property
-    def namespace(self) -> dict[str, Any]:
-        """The notebook's variables."""
-        assert self.shell is not None
-        return self.shell.user_ns  # type: ignore[no-any-return]
 
     @magic_arguments()
     @argument("rows", help="the variable holding the rows (DataFrame, list of dicts), or a CSV file's path")
