@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 import tempfile
+import urllib.parse
 
 import nbformat
 
 from smtp_nb.tutorial import QUICKSTART, main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+BASH_BLOCKS = re.findall(r"```bash\n(.+?)\n```", README, re.S)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,3 +74,31 @@ def test_the_notebook_extra_has_what_running_a_notebook_needs():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {requirement.split(">")[0].split("[")[0] for requirement in extras["notebook"]}
     assert {"ipykernel", "nbclient", "nbformat"} <= names
+
+
+def test_the_readme_first_command_is_this_main_job_on_a_fresh_venv():
+    first = BASH_BLOCKS[0]
+    assert first.startswith("python3 -m venv .venv && .venv/bin/pip install -q -e '.[notebook]' && ")
+    assert first.endswith(" .venv/bin/python -m smtp_nb.tutorial")
+
+
+def test_the_readme_says_how_to_open_the_quickstart_in_jupyterlab():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (command,) = [block for block in BASH_BLOCKS if "jupyter lab" in block]
+    assert command.endswith("jupyter lab notebooks/01-quickstart.ipynb")
+    assert "'.[tutorials]'" in command and any(r.startswith("jupyterlab") for r in extras["tutorials"])
+
+
+def test_the_binder_badge_opens_the_quickstart_in_jupyterlab():
+    (url,) = re.findall(r"\]\((https://mybinder\.org/v2/gh/[^)]+)\)", README)
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.path == "/v2/gh/smtp-nb/smtp_nb/HEAD"
+    (labpath,) = urllib.parse.parse_qs(parsed.query)["labpath"]
+    assert labpath == "notebooks/01-quickstart.ipynb" and (ROOT / labpath).is_file()
+
+
+def test_the_readme_links_every_notebook():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [n.name[:3] for n in notebooks] == ["01-", "02-", "03-", "04-", "05-"]
+    for notebook in notebooks:
+        assert f"(notebooks/{notebook.name})" in README
