@@ -2,7 +2,9 @@
 
 Progress bars change as they run, so they are turned off for the kernels nbval
 starts (``TQDM_DISABLE=1``, which the mail merge also honours); the variable is
-set only while the notebooks' own cells run.
+set only while the notebooks' own cells run. The sanitize file named in
+pyproject.toml's addopts is relative to the repository's root, also when pytest
+starts in another folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ import os
 import pytest
 
 _saved: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sanitize = config.getoption("nbval_sanitize_with", None)
+    if sanitize and not os.path.isabs(sanitize) and not os.path.exists(sanitize):
+        config.option.nbval_sanitize_with = str(config.rootpath / sanitize)
 
 
 @pytest.hookimpl(tryfirst=True)
