@@ -1,0 +1,230 @@
+"""The quickstart in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright, "Run All".
+
+nbval compares what the kernel sends; this checks what a person sees: the capability explorer (an
+ipywidgets view, live: picking an extension asks the kernel for its meaning) and the table of
+replies of ``%%smtp_send`` rendered in the page. A screenshot goes to the test's folder and to
+``test-output/`` at the repository's root. Chromium is the system's (``.ci/run`` installs it);
+Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import ipykernel.kernelspec
+import nbformat
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+SCREENSHOT = "jupyterlab-quickstart.png"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Bound on each wait in the page (milliseconds): kernel start and the whole notebook fit in it many times over.
+WAIT_MS = 90_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _working_copy(folder: pathlib.Path) -> pathlib.Path:
+    """The quickstart without its stored outputs, so that everything the page shows comes from this run."""
+    notebook = nbformat.read(QUICKSTART, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    notebook.metadata.pop("widgets", None)
+    copy = folder / QUICKSTART.name
+    nbformat.write(notebook, copy)
+    return copy
+
+
+def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
+    """Jupyter's folders inside ``home``: no settings, workspaces or kernels of the machine leak in.
+
+    The only kernel is ``python3`` for this interpreter (it has smtp_nb), and JupyterLab is told not
+    to offer news, which would be a request to the Internet.
+    """
+    kernel = home / "data" / "kernels" / "python3"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps(ipykernel.kernelspec.get_kernel_dict()))
+    notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "IPYTHONDIR": str(home / "ipython"),
+    }
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: pathlib.Path) -> Iterator[str]:
+    """JupyterLab serving a working copy of the quickstart on 127.0.0.1; yields the notebook's URL."""
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    _working_copy(work)
+    port, token = _free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",  # CI runs as root
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=work,
+        env=_jupyter_environment(tmp_path / "jupyter"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: stopped as a whole below, kernels included
+    )
+    log: list[str] = []
+    listening = threading.Event()
+
+    def read_log() -> None:
+        assert server.stderr is not None
+        for line in server.stderr:
+            log.append(line)
+            if f"http://127.0.0.1:{port}/lab" in line:
+                listening.set()
+        listening.set()  # the server exited: stop waiting
+
+    reader = threading.Thread(target=read_log, name="jupyterlab-log", daemon=True)
+    reader.start()
+    try:
+        listening.wait(timeout=90)
+        if server.poll() is not None or not any(f"127.0.0.1:{port}/lab" in line for line in log):
+            pytest.fail("JupyterLab did not start:\n" + "".join(log[-40:]))
+        yield f"http://127.0.0.1:{port}/lab/tree/{QUICKSTART.name}?token={token}"
+    finally:
+        server.send_signal(signal.SIGTERM)  # JupyterLab shuts its kernels down, then exits
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        reader.join(timeout=30)
+        assert server.stderr is not None
+        server.stderr.close()
+
+
+def _chromium() -> str:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test uses Debian's chromium, which .ci/run installs "
+            "(or: apt-get install -y chromium). Playwright's own browser download is not used."
+        )
+    return str(CHROMIUM)
+
+
+@pytest.mark.timeout(300)
+def test_run_all_renders_the_capability_explorer_and_the_reply_table(jupyterlab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=WAIT_MS)
+            page.goto(jupyterlab)
+
+            cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+            expect(cells.last).to_contain_text("%smtp_quit")  # the notebook is open, every cell drawn
+            code_cells = cells.count()
+            page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
+            page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+
+            # Every cell ran, in order, and none failed.
+            prompts = cells.locator(".jp-InputPrompt").all_inner_texts()
+            assert prompts == [f"[{n}]:" for n in range(1, code_cells + 1)], prompts
+            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+
+            # The capability explorer: a widget view, not its text form.
+            explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".widget-select"))
+            expect(explorer).to_have_count(1)
+            summary = explorer.locator(".widget-html-content").first
+            expect(summary).to_contain_text("login: logged in as demo")
+            expect(summary).to_contain_text(re.compile(r"TLS: TLSv1\.[23]"))
+            options = explorer.locator(".widget-select select option").all_inner_texts()
+            assert [option.replace("\xa0", " ") for option in options] == [
+                "PIPELINING",
+                "DSN",
+                "SIZE 33554432",
+                "8BITMIME",
+                "SMTPUTF8",
+                "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2",
+                "HELP",
+            ]
+            detail = explorer.locator(".widget-html-content").last
+            expect(detail).to_contain_text("commands go out in batches")  # PIPELINING, selected first
+            explorer.locator(".widget-select select").select_option("AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2")
+            expect(detail).to_contain_text("login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2")  # the kernel answered
+
+            # The reply table of %%smtp_send, as HTML.
+            replies = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('recipient')"))
+            expect(replies).to_have_count(1)
+            rows = [
+                row.locator("td").all_inner_texts() for row in replies.locator("tbody tr").all()
+            ]  # recipient, code, status, reply, outcome
+            assert [row[0] for row in rows] == ["grace@example.com", "audit@example.com", "DATA"]
+            assert [row[1] for row in rows] == ["250", "250", "250"]
+            assert rows[0][4] == rows[1][4] == "accepted"
+            assert re.fullmatch(r"queue id [0-9A-F]{10}", rows[2][4]), rows[2]
+            expect(page.locator(".jp-OutputArea-output").filter(has_text="sent via 'default'")).to_contain_text(
+                "2 of 2 recipients accepted"
+            )
+            inbox = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('subject')"))
+            expect(inbox).to_contain_text("Hello Grace")
+
+            explorer.scroll_into_view_if_needed()
+            shot = tmp_path / SCREENSHOT
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    keep = ROOT / "test-output"
+    keep.mkdir(exist_ok=True)
+    shutil.copyfile(shot, keep / SCREENSHOT)
+
+
+def test_ci_installs_the_chromium_this_test_drives():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"if [ ! -x {CHROMIUM} ]" in ci and "apt-get install -y -q chromium" in ci
