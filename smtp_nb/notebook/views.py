@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from smtp_nb.client import Delivery, SMTPResponse, TranscriptEntry
 from smtp_nb.client.message import flatten_message
+from smtp_nb.client.transcript import render
 
 from .capabilities import Capabilities
 from .errors import describe
@@ -318,7 +319,7 @@ class Reply(_View):
         return self.response.message
 
     def _lines(self) -> list[str]:
-        return [f"{self.response.code} {line}" for line in self.response.message.split("\n")]
+        return render(self.response).split("\n")  # continuation lines as the server wrote them: 250-...
 
     def _text(self) -> str:
         return "\n".join([f"> {self.command}", *(f"< {line}" for line in self._lines())])

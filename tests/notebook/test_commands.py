@@ -25,7 +25,7 @@ def test_raw_command_shows_the_reply(ip, server):
     assert isinstance(reply, Reply)
     assert repr(reply) == "> VRFY alice@example.com\n< 250 <alice@example.com>"
     reply, _ = run(ip, "%smtp EXPN team@example.com")
-    assert repr(reply) == "> EXPN team@example.com\n< 250 <alice@example.com>\n< 250 <bob@example.com>"
+    assert repr(reply) == "> EXPN team@example.com\n< 250-<alice@example.com>\n< 250 <bob@example.com>"
     reply, _ = run(ip, "%smtp VRFY nobody@example.com")
     assert reply.code == 252  # a reply, not a failure: raw commands show what the server said
     assert "&gt; VRFY nobody@example.com" in reply._repr_html_()
