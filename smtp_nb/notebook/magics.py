@@ -147,8 +147,23 @@ def call_connection(
     return result
 
 
-def _failure(exc: SMTPException) -> str:
+#: The client's advice names its Python options; in a magic, name the magic's options instead.
+_MAGIC_WORDING = {
+    "pass cert_bundle='ca.pem' to trust its issuer, or validate_certs=False": (
+        "give --cafile ca.pem to trust its issuer, or --no-verify"
+    ),
+}
+
+
+def _in_magic_words(exc: SMTPException) -> str:
     text = describe(exc)
+    for python, magic in _MAGIC_WORDING.items():
+        text = text.replace(python, magic)
+    return text
+
+
+def _failure(exc: SMTPException) -> str:
+    text = _in_magic_words(exc)
     if isinstance(exc, (SMTPTimeoutError, SMTPServerDisconnected)):
         text += "; the connection is closed (the next command opens it again)"
     return text
@@ -407,7 +422,7 @@ class SMTPMagics(SessionMagics, Configurable):  # type: ignore[misc]
         except SMTPAuthenticationError as exc:
             raise SMTPNotebookError(f"logging in as {user} failed: {describe(exc)}", error=exc) from exc
         except SMTPException as exc:
-            raise SMTPNotebookError(describe(exc), error=exc) from exc
+            raise SMTPNotebookError(_in_magic_words(exc), error=exc) from exc
         return self._report(conn)
 
     @staticmethod

@@ -281,3 +281,12 @@ def test_help_is_written_for_a_person(ip):
     for magic in ("smtp_server", "smtp_inbox", "smtp_use", "smtp_connections", "smtp_quit", "smtp_ehlo", "smtp_log"):
         _, captured = run(ip, f"%{magic} --help")
         assert captured.stdout.startswith(f"%{magic}")
+
+
+def test_certificate_failure_names_the_magics_options(ip, tls_server):
+    with pytest.raises(SMTPNotebookError) as info:
+        ip.run_cell(f"%smtp_connect 127.0.0.1:{tls_server.port} --tls")
+    message = info.value.message
+    assert "failed verification" in message
+    assert "give --cafile ca.pem to trust its issuer, or --no-verify" in message
+    assert "cert_bundle" not in message and "validate_certs" not in message
