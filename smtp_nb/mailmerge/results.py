@@ -43,9 +43,12 @@ def _table(headers: list[str], rows: list[list[Any]], colours: list[str | None] 
 
 
 def _text_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Columns padded to their width (at most 60 characters); the last column, which needs no padding, kept whole."""
     cells = [[str("" if v is None else v) for v in row] for row in [headers, *rows]]
-    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers))]
-    lines = ["  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers) - 1)]
+    lines = [
+        "  ".join([*(c[:60].ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 
@@ -65,6 +68,12 @@ class MergeValidationError(ValueError):
 
     def _table_rows(self) -> list[list[Any]]:
         return [[p.row, p.column, p.problem] for p in self.problems]
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """What terminal IPython shows for ``display(error)``: every problem, as a table."""
+        more = f"\n... and {self.total - len(self.problems)} more" if self.total > len(self.problems) else ""
+        heading = f"{self.total} problem(s) in {self.rows} row(s); nothing was sent."
+        printer.text(f"{heading}\n{_text_table(['row', 'column', 'problem'], self._table_rows())}{more}")
 
     def _repr_html_(self) -> str:
         more = f"<p>… and {self.total - len(self.problems)} more</p>" if self.total > len(self.problems) else ""

@@ -307,3 +307,16 @@ async def test_progress_reports_counts_and_rate(rule_server, tmp_path):
     assert (last["accepted"], last["refused"], last["in_flight"]) == (4, 1, 0)
     assert [r["accepted"] + r["refused"] for r in reports] == sorted(r["accepted"] + r["refused"] for r in reports)
     assert rate(last).endswith(" msg/s") and last["elapsed_ms"] >= 0
+
+
+async def test_validation_errors_read_as_a_table_in_a_terminal(server, tmp_path):
+    from IPython.lib.pretty import pretty
+
+    rows = people(4)
+    rows[1].pop("grade")
+    rows[3]["email"] = "bad address"
+    with pytest.raises(MergeValidationError) as info:
+        await smtp_nb.merge(TEMPLATE, rows, **options(server, tmp_path))
+    text = pretty(info.value)
+    assert text.splitlines()[0] == "2 problem(s) in 2 row(s); nothing was sent."
+    assert "2    grade   no such column in this row" in text and "4    To" in text
