@@ -42,6 +42,8 @@ MEMORY_BOUND = 1 << 20
 SLACK = 1.5
 #: Building a TLS context and running a handshake allocate more than plain text does.
 TLS_MEMORY_BOUND = 2 << 20
+#: The transcript keeps 2,000 entries of at most about 1 KB: what a flood can pin.
+FLOOD_BOUND = 6 << 20
 
 EHLO = "250-hostile.example\r\n250-PIPELINING\r\n250 8BITMIME"
 RECOVERY_EHLO = "250-recovered.example\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN"
@@ -229,6 +231,52 @@ async def test_endless_multiline_reply(figures):
         note=lambda srv: f"the server got {sent[0] / 1024:,.0f} KiB out before the client hung up",
     )
     assert f"multi-line reply longer than {MAX_REPLY_LENGTH} bytes" in str(error)
+
+
+async def test_flood_of_unsolicited_replies_to_an_idle_client(figures):
+    """A server that streams complete replies nobody asked for, while the client waits for nothing.
+
+    The client ignores them (noting each in its bounded transcript); the
+    memory they can pin must stay bounded however long the flood lasts.
+    """
+    reply = b"250-" + b"u" * 200 + b"\r\n"
+    big = reply * (16000 // len(reply)) + b"250 end of an unsolicited reply\r\n"  # one reply of 16 KB
+    total = 2200  # more than the transcript keeps (2,000 lines)
+    loop = asyncio.get_running_loop()
+    all_ignored = asyncio.Event()
+    ignored = [0]
+
+    def count(entry):
+        if entry.text.startswith("ignored a reply nobody asked for"):
+            ignored[0] += 1
+            if ignored[0] == total:
+                all_ignored.set()
+
+    async def flood(peer):
+        await after_ehlo(peer)
+        for _ in range(total):
+            await peer.send(big)
+        await peer.serve(ehlo=EHLO)
+
+    with ScriptedServer(flood) as srv:
+        client = SMTP(**srv.options(timeout=10, local_hostname="client.example"), on_transcript=count)
+        with traced() as memory:
+            started = loop.time()
+            await client.connect()
+            await asyncio.wait_for(all_ignored.wait(), 60)
+            elapsed = loop.time() - started
+            assert (await client.noop()).code == 250
+        await client.quit()
+    figures.append(
+        Figure(
+            f"{total:,} unsolicited 16 KB replies to an idle client",
+            "ignored (connection kept)",
+            elapsed,
+            memory.peak,
+            f"{total * len(big) / 2**20:,.0f} MiB received",
+        )
+    )
+    assert memory.peak < FLOOD_BOUND, f"{memory.peak:,} bytes pinned by ignored replies"
 
 
 # -- not SMTP ----------------------------------------------------------------------------------
@@ -584,3 +632,21 @@ async def test_server_that_stops_advertising_starttls(figures, tls_material):
         await required.quit()
     figures.append(Figure("STARTTLS stripped, start_tls=True", "SMTPNotSupported", elapsed))
     figures.append(Figure("STARTTLS stripped, start_tls=None", "plaintext, is_tls False"))
+
+
+async def test_long_solicited_reply_is_whole_for_the_caller_and_cut_in_the_transcript():
+    """A 60 KB answer reaches the caller whole; the transcript (2,000 entries) keeps its first 1,000 characters."""
+    long_reply = "250-" + "\r\n250-".join(f"line {i:05d} " + "v" * 100 for i in range(500)) + "\r\n250 last"
+
+    with ScriptedServer(lambda peer: greet_and_serve(peer, {"NOOP": long_reply})) as srv:
+        async with SMTP(**srv.options(timeout=5, local_hostname="client.example")) as client:
+            reply = await client.noop()
+            assert reply.message.count("\n") == 500 and reply.message.endswith("last")
+            shown = [line for line in client.transcript.lines() if line.startswith("< 250-line 00000")]
+    (kept,) = shown
+    assert len(kept) < 1100 and kept.endswith("more characters not kept]")
+
+
+async def greet_and_serve(peer: Peer, replies: dict[str, str]) -> None:
+    await greet(peer)
+    await peer.serve(replies, ehlo=EHLO)
