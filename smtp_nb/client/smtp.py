@@ -481,7 +481,13 @@ class SMTP:
         except ssl.SSLError as exc:
             raise SMTPConnectError(describe_tls_error(exc, server_hostname or host)) from exc
         except OSError as exc:
-            raise SMTPConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+            # A server that hangs up during the TLS handshake gives a ConnectionResetError with no text.
+            reason = (
+                exc.strerror
+                or str(exc)
+                or ("the server closed the connection during the TLS handshake" if context else type(exc).__name__)
+            )
+            raise SMTPConnectError(f"cannot connect to {where}: {reason}") from exc
         try:
             (greeting,) = await conn.read(1, timeout)
         except SMTPReadTimeoutError:

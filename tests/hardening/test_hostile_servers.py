@@ -415,6 +415,20 @@ async def test_never_finishes_the_handshake(figures):
     assert "did not finish within 1.0 seconds" in str(error)
 
 
+async def test_closes_during_the_implicit_tls_handshake(figures):
+    error, _, _ = await hostile_case(
+        figures,
+        "closes during the TLS handshake (use_tls)",
+        close_after_client_hello,
+        SMTPConnectError,
+        timeout=5,
+        options={"use_tls": True},
+        recover={"use_tls": False},
+        bound=TLS_MEMORY_BOUND,
+    )
+    assert str(error).endswith("the server closed the connection during the TLS handshake")
+
+
 AUTH_EHLO = "250-hostile.example\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN"
 PASSWORD = "secret-password-1234"
 
