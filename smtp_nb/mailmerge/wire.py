@@ -97,7 +97,7 @@ def _format_address(name: str, mailbox: str) -> str:
     if mailbox.isascii():
         return email.utils.formataddr((name, mailbox), charset="utf-8")
     # A non-ASCII mailbox travels raw under SMTPUTF8, and so may its display name.
-    special = any(c in name for c in ',.;:<>@"()[]')
+    special = any(c in name for c in ',.;:<>@"()[]\\')
     shown = '"' + email.utils.quote(name) + '"' if special else name
     return f"{shown} <{mailbox}>"
 
