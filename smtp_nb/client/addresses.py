@@ -80,6 +80,24 @@ def _check_domain(text: str, domain: str) -> None:
             raise _problem(text, f"the domain {domain!r} holds the space character {space!r}")
 
 
+def _angle_start(text: str) -> int:
+    """Where the ``<`` that opens the address ending ``text`` is: the last one outside a quoted string.
+
+    ``<"a<b"@example.com>`` is a valid address (a quoted local part may hold '<').
+    """
+    start, quoted, escaped = -1, False, False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            start = i
+    return start if start >= 0 else text.rindex("<")
+
+
 def parse_address(text: str, *, allow_empty: bool = False) -> str:
     """The bare mailbox (``local@domain``) of ``text``, or ``ValueError`` saying what is wrong.
 
@@ -99,7 +117,7 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
         )
     stripped = text.strip()
     if stripped.endswith(">") and "<" in stripped:
-        mailbox = stripped[stripped.rindex("<") + 1 : -1].strip()
+        mailbox = stripped[_angle_start(stripped) + 1 : -1].strip()
     else:
         mailbox = stripped
     if not mailbox:
