@@ -61,6 +61,12 @@ CALLS: dict[str, Call] = {
     "execute_command str": lambda c, bad: c.execute_command(f"NOOP{bad}RSET"),
     "execute_command parts": lambda c, bad: c.execute_command(b"MAIL", f"FROM:<a@example.com>{bad}RCPT".encode()),
     "execute_command, timeout": lambda c, bad: c.execute_command(f"VRFY a{bad}b", 5),
+    "AUTH PLAIN username": lambda c, bad: c.auth_plain(f"ada{bad}", "password"),
+    "AUTH LOGIN username": lambda c, bad: c.auth_login(f"ada{bad}", "password"),
+    "AUTH CRAM-MD5 username": lambda c, bad: c.auth_crammd5(f"ada{bad}", "password"),
+    "AUTH XOAUTH2 username": lambda c, bad: c.auth_xoauth2(f"ada{bad}\x01auth=Bearer other-token", "token"),
+    "login() username": lambda c, bad: c.login(f"ada{bad}", "password"),
+    "login() bytes username": lambda c, bad: c.login(f"ada{bad}".encode(), "password"),
 }
 
 
@@ -85,7 +91,9 @@ async def test_control_characters_in_arguments_are_refused_before_sending(name):
     assert bytes(srv.received[connected:]) == AFTER_CONNECT
 
 
-@pytest.mark.parametrize("option", ["local_hostname", "hostname"])
+@pytest.mark.parametrize(
+    "option", ["local_hostname", "username", "hostname"], ids=["local_hostname", "username", "hostname"]
+)
 async def test_bad_options_are_refused_before_connecting(option):
     with ScriptedServer(serve_plainly) as srv:
         for bad in BAD:
