@@ -80,7 +80,11 @@ def _finalize(value: Any) -> Any:
 
 def _mailbox(address: Any, name: Any = "") -> str:
     """Jinja filter: ``{{ email | mailbox(name) }}`` gives ``"Name, Jr." <email>`` with the name quoted as needed."""
-    return email.utils.formataddr((str(name or ""), str(address)))
+    address, name = str(address), str(name or "")
+    if address.isascii():
+        return email.utils.formataddr((name, address))
+    # formataddr() raises UnicodeEncodeError for a non-ASCII (SMTPUTF8) address; it is checked later.
+    return f'"{email.utils.quote(name)}" <{address}>' if name else address
 
 
 def _environment(html: bool) -> jinja2.Environment:
