@@ -115,9 +115,11 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
             f"it contains the control character {bad.group()!r}; CR, LF and NUL "
             "are refused because they could inject commands or headers",
         )
-    stripped = text.strip()
+    # Only RFC 5322's whitespace (CR and LF were refused above): a reader of the header keeps a
+    # NO-BREAK SPACE as part of the address, so stripping it would send to another one.
+    stripped = text.strip(" \t")
     if stripped.endswith(">") and "<" in stripped:
-        mailbox = stripped[_angle_start(stripped) + 1 : -1].strip()
+        mailbox = stripped[_angle_start(stripped) + 1 : -1].strip(" \t")
     else:
         mailbox = stripped
     if not mailbox:

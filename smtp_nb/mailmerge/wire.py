@@ -60,7 +60,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
         current.append(char)
     pieces.append("".join(current))
     found = []
-    for piece in (p.strip() for p in pieces):
+    for piece in (p.strip(" \t") for p in pieces):  # not Unicode spaces: parse_address judges those
         if not piece:
             continue
         if piece.endswith(">") and "<" in piece:
@@ -72,7 +72,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
             name, mailbox = "", piece
         if '"' in name or "<" in name or ">" in name:
             return tuple(_split_with_email_package(value))
-        found.append((name, parse_address(mailbox.strip())))
+        found.append((name, parse_address(mailbox)))
     return tuple(found)
 
 

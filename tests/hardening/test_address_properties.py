@@ -96,6 +96,8 @@ def test_whatever_is_accepted_is_safe_and_round_trips(text):
         "a\xa0b@example.com",  # NO-BREAK SPACE outside quotes
         "ab@exa\u3000mple.com",  # IDEOGRAPHIC SPACE in the domain
         "ab@example.com\u2029",
+        "\xa0ab@example.com",  # a NO-BREAK SPACE before: was stripped, while a header reader keeps it
+        "<ab@example.com\u3000>",
     ],
 )
 def test_unicode_controls_separators_and_spaces_are_refused(text):

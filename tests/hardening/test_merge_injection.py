@@ -119,3 +119,11 @@ def test_the_mailbox_filter_takes_an_internationalized_address(address):
     rendered = MergeTemplate(template).render({"email": address, "name": "Jürgen, Jr."}, 1)
     assert rendered.recipients == [address]
     assert rendered.addresses["to"] == [("Jürgen, Jr.", address)]
+
+
+@pytest.mark.parametrize("email_field", ["\xa0bo@example.com", "bo@example.com\u3000", "\u2003bo@example.com"])
+def test_a_unicode_space_around_the_address_is_refused_not_stripped(email_field):
+    """Stripped, the envelope went to bo@example.com while the To header, as a reader parses it, said otherwise."""
+    with pytest.raises(RowError) as info:
+        MergeTemplate(TEMPLATE).render({"name": "Bo", "email": email_field, "subject": "hi"}, 2)
+    assert "invalid email address" in str(info.value)
