@@ -33,6 +33,7 @@ class Peer:
     async def readline(self) -> str:
         """The next command line (without CRLF); '' at end of stream."""
         raw = await self.reader.readline()
+        self.server.received += raw
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if raw:
             self.server.lines.append(line)
@@ -43,6 +44,7 @@ class Peer:
         chunks = []
         while True:
             raw = await self.reader.readline()
+            self.server.received += raw
             if raw in (b".\r\n", b""):
                 break
             chunks.append(raw)
@@ -76,6 +78,21 @@ class Peer:
             if verb in replies and replies[verb].startswith("421"):
                 return
 
+    async def trickle(self, data: bytes, interval: float) -> None:
+        """Send ``data`` one byte at a time, ``interval`` seconds apart (a server dribbling a reply).
+
+        ``server.trickled`` counts the bytes that went out.
+        """
+        for i in range(len(data)):
+            self.writer.write(data[i : i + 1])
+            await self.writer.drain()
+            self.server.trickled += 1
+            await asyncio.sleep(interval)
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Upgrade this connection to TLS, as the server (after answering STARTTLS with 220)."""
+        await self.writer.start_tls(context)  # Python 3.11+
+
     async def close(self) -> None:
         self.writer.close()
         try:
@@ -101,6 +118,9 @@ class ScriptedServer:
         self.port = 0
         self.ssl_context = ssl_context
         self.lines: list[str] = []
+        #: Every byte the scripts read from clients, in order (command lines and message data).
+        self.received = bytearray()
+        self.trickled = 0
         self.data: list[bytes] = []
         self.connections = 0
         self.errors: list[BaseException] = []

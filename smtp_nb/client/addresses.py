@@ -13,8 +13,10 @@ import re
 __all__ = ["check_argument", "needs_smtputf8", "parse_address", "quote_address"]
 
 # C0 controls and DEL: CR, LF and NUL in particular would let an argument end a
-# command line and start another one (command injection).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# command line and start another one (command injection). C1 controls and the
+# Unicode line and paragraph separators too: NEL (U+0085), U+2028 and U+2029
+# end a line for str.splitlines() and for other software downstream.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # atext of RFC 5322, plus any non-ASCII character (RFC 6531) and '.', so that
 # legacy local parts with doubled or trailing dots are still deliverable.
 _DOT_STRING = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+")
@@ -73,6 +75,27 @@ def _check_domain(text: str, domain: str) -> None:
                 f"the domain {domain!r} may only hold letters, digits and '-' "
                 f"(not at the start or end of a label); {label!r} does not fit",
             )
+        space = next((c for c in label if c.isspace()), None)  # non-ASCII spaces pass _LABEL
+        if space is not None:
+            raise _problem(text, f"the domain {domain!r} holds the space character {space!r}")
+
+
+def _angle_start(text: str) -> int:
+    """Where the ``<`` that opens the address ending ``text`` is: the last one outside a quoted string.
+
+    ``<"a<b"@example.com>`` is a valid address (a quoted local part may hold '<').
+    """
+    start, quoted, escaped = -1, False, False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            start = i
+    return start if start >= 0 else text.rindex("<")
 
 
 def parse_address(text: str, *, allow_empty: bool = False) -> str:
@@ -92,9 +115,11 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
             f"it contains the control character {bad.group()!r}; CR, LF and NUL "
             "are refused because they could inject commands or headers",
         )
-    stripped = text.strip()
+    # Only RFC 5322's whitespace (CR and LF were refused above): a reader of the header keeps a
+    # NO-BREAK SPACE as part of the address, so stripping it would send to another one.
+    stripped = text.strip(" \t")
     if stripped.endswith(">") and "<" in stripped:
-        mailbox = stripped[stripped.rindex("<") + 1 : -1].strip()
+        mailbox = stripped[_angle_start(stripped) + 1 : -1].strip(" \t")
     else:
         mailbox = stripped
     if not mailbox:
@@ -121,8 +146,8 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
             local, domain = mailbox, None
         if not local:
             raise _problem(text, "the local part before '@' is empty")
-        if not _DOT_STRING.fullmatch(local):
-            offending = sorted({c for c in local if not _DOT_STRING.fullmatch(c)})
+        if not _DOT_STRING.fullmatch(local) or any(c.isspace() for c in local):
+            offending = sorted({c for c in local if not _DOT_STRING.fullmatch(c) or c.isspace()})
             raise _problem(
                 text,
                 f"the local part {local!r} holds {''.join(offending)!r}, which is "

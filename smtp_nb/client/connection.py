@@ -27,6 +27,19 @@ from .transcript import REDACTED, Payload, Transcript, render
 
 __all__ = ["Connection", "describe_tls_error"]
 
+#: Characters of one reply the transcript keeps. It holds 2,000 entries; without
+#: this cap a server sending 64 KiB replies (even ones nobody asked for, to an
+#: idle client) would pin over 120 MB per connection in it.
+TRANSCRIPT_REPLY_LIMIT = 1000
+
+
+def _kept(reply: SMTPResponse) -> Payload:
+    """The reply as the transcript keeps it: whole, or cut to ``TRANSCRIPT_REPLY_LIMIT`` characters."""
+    if len(reply.message) <= TRANSCRIPT_REPLY_LIMIT:
+        return reply
+    text = render(reply)
+    return f"{text[:TRANSCRIPT_REPLY_LIMIT]} [... {len(text) - TRANSCRIPT_REPLY_LIMIT:,} more characters not kept]"
+
 
 def describe_tls_error(exc: BaseException, host: str | None) -> str:
     """A sentence on why TLS failed, and what to do about it."""
@@ -89,17 +102,22 @@ class Connection(asyncio.Protocol):
             if self._expected:
                 self._expected -= 1
                 self._replies.append(reply)
-                shown.append(self._scrubbed(render(reply)) if self.secrets else reply)
+                if self.secrets:
+                    shown.append(self._scrubbed(render(reply)))
+                elif len(reply.message) <= TRANSCRIPT_REPLY_LIMIT:
+                    shown.append(reply)
+                else:
+                    shown.append(_kept(reply))
                 if reply.code != 334:
                     self._in_auth = False
             elif reply.code == 421:
-                self.transcript.record_many("<", [*shown, reply])
+                self.transcript.record_many("<", [*shown, _kept(reply)])
                 self._fail(SMTPServerDisconnected(f"the server is closing the connection: {reply}"))
                 return
             else:
                 self.transcript.record_many("<", shown)
                 shown = []
-                self.transcript.record("*", f"ignored a reply nobody asked for: {reply}")
+                self.transcript.record("*", f"ignored a reply nobody asked for: {render(_kept(reply))}")
         if shown:
             self.transcript.record_many("<", shown)
         waiter = self._waiter

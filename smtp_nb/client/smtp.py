@@ -269,6 +269,8 @@ class SMTP:
             raise ValueError("give password or oauth_token_generator, not both")
         if self.hostname is not None:
             check_argument(self.hostname, "hostname")
+        if self.username is not None:
+            _check_username(self.username)
         if self.local_hostname is not None:
             self.local_hostname = _helo_name(self.local_hostname)
         if self.port is not None and not (isinstance(self.port, int) and 0 < self.port < 65536):
@@ -481,7 +483,13 @@ class SMTP:
         except ssl.SSLError as exc:
             raise SMTPConnectError(describe_tls_error(exc, server_hostname or host)) from exc
         except OSError as exc:
-            raise SMTPConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+            # A server that hangs up during the TLS handshake gives a ConnectionResetError with no text.
+            reason = (
+                exc.strerror
+                or str(exc)
+                or ("the server closed the connection during the TLS handshake" if context else type(exc).__name__)
+            )
+            raise SMTPConnectError(f"cannot connect to {where}: {reason}") from exc
         try:
             (greeting,) = await conn.read(1, timeout)
         except SMTPReadTimeoutError:
@@ -873,6 +881,7 @@ class SMTP:
         timeout: Timeout,
     ) -> SMTPResponse:
         """Send ``first``, then ``answer(challenge)`` to each 334 (at most three), and check for 235."""
+        _check_username(username)
         self._check_auth_allowed()
         limit = self._resolve(timeout)
         forms = self._secret_forms(username, secret)
@@ -1303,6 +1312,15 @@ def _decoded_challenge(challenge: SMTPResponse) -> str:
         return base64.b64decode(challenge.message, validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return challenge.message
+
+
+def _check_username(username: str | bytes) -> None:
+    """Refuse control characters in a login name: base64 hides them on the wire, not from the server.
+
+    A NUL shifts the fields of AUTH PLAIN, a ^A those of XOAUTH2 ('user=U^Aauth=Bearer T').
+    """
+    text = username.decode("utf-8", "replace") if isinstance(username, bytes) else username
+    check_argument(text, "AUTH username")
 
 
 def _check_timeout(timeout: Any) -> None:

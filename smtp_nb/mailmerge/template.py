@@ -12,6 +12,7 @@ import dataclasses
 import email.utils
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,12 @@ import jinja2.meta
 from .wire import Rendered, split_addresses
 
 __all__ = ["ADDRESS_HEADERS", "MergeTemplate", "Problem", "RowError", "TemplateError"]
+
+#: Characters str.splitlines() ends a line at: the email package (and other readers) would start
+#: a new header there when they write the message out again.
+_LINE_ENDS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+#: Refused in a field that goes into a header: those line ends and every other control character but TAB.
+_HEADER_BREAKER = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 #: Headers whose values are address lists: the envelope recipients come from To, Cc and Bcc.
 ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
@@ -80,7 +87,11 @@ def _finalize(value: Any) -> Any:
 
 def _mailbox(address: Any, name: Any = "") -> str:
     """Jinja filter: ``{{ email | mailbox(name) }}`` gives ``"Name, Jr." <email>`` with the name quoted as needed."""
-    return email.utils.formataddr((str(name or ""), str(address)))
+    address, name = str(address), str(name or "")
+    if address.isascii():
+        return email.utils.formataddr((name, address))
+    # formataddr() raises UnicodeEncodeError for a non-ASCII (SMTPUTF8) address; it is checked later.
+    return f'"{email.utils.quote(name)}" <{address}>' if name else address
 
 
 def _environment(html: bool) -> jinja2.Environment:
@@ -260,10 +271,10 @@ class MergeTemplate:
             for item in values:
                 if not isinstance(item, str):
                     continue
-                if any(c in item for c in "\r\n\0"):
-                    problems.append(
-                        Problem(number, field, f"holds a line break; it cannot go in the {header.name} header")
-                    )
+                bad = _HEADER_BREAKER.search(item)
+                if bad:
+                    what = "a line break" if bad.group() in _LINE_ENDS else f"the control character {bad.group()!r}"
+                    problems.append(Problem(number, field, f"holds {what}; it cannot go in the {header.name} header"))
                 elif address and (item.count("@") > 1 or ("@" in item and any(c in item for c in ",;"))):
                     problems.append(
                         Problem(
@@ -273,7 +284,7 @@ class MergeTemplate:
                             f"to the {header.name} header (give a list to send to several)",
                         )
                     )
-        if any(c in value for c in "\r\n") and not any(p.row == number for p in problems):
+        if _HEADER_BREAKER.search(value) and not any(p.row == number for p in problems):
             problems.append(Problem(number, header.name, "the rendered value holds a line break"))
 
     def _attachment_paths(self, row: Mapping[str, Any], number: int, problems: list[Problem]) -> list[str]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import email
+import email.charset
 import email.policy
 import email.quoprimime
 import email.utils
 import functools
 import mimetypes
 import os
+import re
 from email.header import Header
 from email.headerregistry import Address, Group
 from email.message import EmailMessage
@@ -28,6 +30,8 @@ from ..client.addresses import parse_address
 __all__ = ["Rendered", "split_addresses"]
 
 _HEADER_FACTORY = email.policy.default.header_factory
+_UTF8 = email.charset.Charset("utf-8")
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")  # atext: a word that needs no quoting or encoding
 _EXOTIC = frozenset("():;\\")  # comments, groups, quoted pairs: left to the email package's parser
 
 
@@ -58,7 +62,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
         current.append(char)
     pieces.append("".join(current))
     found = []
-    for piece in (p.strip() for p in pieces):
+    for piece in (p.strip(" \t") for p in pieces):  # not Unicode spaces: parse_address judges those
         if not piece:
             continue
         if piece.endswith(">") and "<" in piece:
@@ -70,7 +74,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
             name, mailbox = "", piece
         if '"' in name or "<" in name or ">" in name:
             return tuple(_split_with_email_package(value))
-        found.append((name, parse_address(mailbox.strip())))
+        found.append((name, parse_address(mailbox)))
     return tuple(found)
 
 
@@ -88,32 +92,88 @@ def _encode_header(name: str, value: str) -> str:
     line = f"{name}: {value}"
     if value.isascii() and len(line) <= 78:
         return line
-    return f"{name}: " + Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name).encode(
-        linesep="\r\n"
-    )
+    if value.isascii():
+        return f"{name}: " + Header(value, "us-ascii", header_name=name).encode(linesep="\r\n")
+    # Lines of at most 76 characters keep each encoded word within RFC 2047's 75.
+    return f"{name}: " + Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\r\n")
 
 
 def _format_address(name: str, mailbox: str) -> str:
     if not name:
         return mailbox
     if mailbox.isascii():
-        return email.utils.formataddr((name, mailbox), charset="utf-8")
+        formatted = email.utils.formataddr((name, mailbox), charset="utf-8")
+        if name.isascii() or len(formatted) - len(mailbox) - 3 <= 75:
+            return formatted
+        # formataddr() writes a non-ASCII name as one encoded word however long; RFC 2047 allows 75.
+        return f"{_encoded_phrase(name)} <{mailbox}>"
     # A non-ASCII mailbox travels raw under SMTPUTF8, and so may its display name.
-    special = any(c in name for c in ',.;:<>@"()[]')
+    special = any(c in name for c in ',.;:<>@"()[]\\')
     shown = '"' + email.utils.quote(name) + '"' if special else name
     return f"{shown} <{mailbox}>"
 
 
+def _encoded_phrase(name: str) -> str:
+    """A long non-ASCII display name as plain, quoted and encoded words, each encoded word at most 75 characters.
+
+    ASCII words stay readable (as they are, or quoted if they hold specials);
+    each run of other words becomes encoded words cut after a space, the
+    space inside the word before the cut (the whitespace between two encoded
+    words is not part of the text). Only a single word too long for one
+    encoded word is cut inside the word.
+    """
+    parts: list[str] = []
+    run: list[str] = []
+    for word in name.split(" "):
+        if word and word.isascii() and word.isprintable() and "=?" not in word:
+            if run:
+                parts += _encoded_words(" ".join(run))
+                run = []
+            parts.append(word if _ATOM.fullmatch(word) else '"' + email.utils.quote(word) + '"')
+        else:
+            run.append(word)
+    if run:
+        parts += _encoded_words(" ".join(run))
+    return " ".join(parts)
+
+
+def _encoded_words(text: str) -> list[str]:
+    words = []
+    while text:
+        size = len(text)
+        while len(_UTF8.header_encode(text[:size])) > 75:
+            size -= 1
+        if size < len(text):
+            space = text.rfind(" ", 0, size)
+            size = space + 1 if space >= 0 else max(size, 1)
+        words.append(_UTF8.header_encode(text[:size]))
+        text = text[size:]
+    return words
+
+
 def _encode_addresses(name: str, pairs: list[tuple[str, str]]) -> str:
-    formatted = [_format_address(n, a) for n, a in pairs]
-    lines, line = [], f"{name}: "
-    for i, item in enumerate(formatted):
-        piece = item + ("," if i < len(formatted) - 1 else "")
-        if len(line) + len(piece) > 78 and line.strip() != f"{name}:":
-            lines.append(line.rstrip())
-            line = " "
-        line += piece + " "
-    lines.append(line.rstrip())
+    return _fold(f"{name}: " + ", ".join(_format_address(n, a) for n, a in pairs))
+
+
+def _fold(line: str) -> str:
+    """``line`` folded at spaces into lines of at most 78 octets, where a space allows (RFC 5322 2.2.3).
+
+    A fold only turns a space into CRLF + space, so unfolding gives ``line`` back.
+    """
+    if len(line) <= 78 and (line.isascii() or len(line.encode("utf-8")) <= 78):
+        return line
+    words = line.split(" ")
+    lines, current = [], words[0]
+    size = len(current.encode("utf-8"))
+    for word in words[1:]:
+        length = len(word.encode("utf-8"))
+        if size + 1 + length > 78 and current.strip():  # never leave a line of whitespace alone
+            lines.append(current)
+            current, size = " " + word, 1 + length
+        else:
+            current += " " + word
+            size += 1 + length
+    lines.append(current)
     return "\r\n".join(lines)
 
 
