@@ -91,7 +91,17 @@ class Peer:
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
         """Upgrade this connection to TLS, as the server (after answering STARTTLS with 220)."""
-        await self.writer.start_tls(context)  # Python 3.11+
+        if hasattr(self.writer, "start_tls"):  # Python 3.11+
+            await self.writer.start_tls(context)
+            return
+        # Python 3.10: what StreamWriter.start_tls does, by hand.
+        await self.writer.drain()
+        protocol = self.writer._protocol  # type: ignore[attr-defined]
+        transport = await asyncio.get_running_loop().start_tls(
+            self.writer.transport, protocol, context, server_side=True
+        )
+        self.writer._transport = transport  # type: ignore[attr-defined]
+        protocol._transport = transport
 
     async def close(self) -> None:
         self.writer.close()
