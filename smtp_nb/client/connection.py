@@ -25,7 +25,14 @@ from .protocol import ReplyParser
 from .response import SMTPResponse
 from .transcript import REDACTED, Payload, Transcript, render
 
-__all__ = ["Connection", "describe_tls_error"]
+__all__ = ["Connection", "describe_tls_error", "duration"]
+
+
+def duration(seconds: float | None) -> str:
+    """``1 second``, ``0.5 seconds``, ``30 seconds``: a timeout in a message."""
+    if seconds is None:
+        return "its time limit"
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 #: Characters of one reply the transcript keeps. It holds 2,000 entries; without
 #: this cap a server sending 64 KiB replies (even ones nobody asked for, to an
@@ -261,7 +268,7 @@ class Connection(asyncio.Protocol):
                 if handle is not None:
                     handle.cancel()
             if self._paused and self.transport.get_write_buffer_size() >= before:
-                exc = SMTPTimeoutError(f"sending message data made no progress for {timeout} seconds")
+                exc = SMTPTimeoutError(f"sending message data made no progress for {duration(timeout)}")
                 self._fail(exc)
                 raise exc
 
@@ -315,8 +322,8 @@ class Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return  # nothing is waiting: the next wait arms a new timer
         if self.loop.time() >= self._deadline:
-            self.transcript.record("*", f"no reply within {self._timeout} seconds")
-            self._fail(SMTPReadTimeoutError(f"the server did not reply within {self._timeout} seconds"))
+            self.transcript.record("*", f"no reply within {duration(self._timeout)}")
+            self._fail(SMTPReadTimeoutError(f"the server did not reply within {duration(self._timeout)}"))
         else:
             self._timer = self.loop.call_at(self._deadline, self._check_deadline)
 
@@ -346,7 +353,7 @@ class Connection(asyncio.Protocol):
             )
         except (asyncio.TimeoutError, ConnectionAbortedError) as exc:
             self.close()
-            raise SMTPTimeoutError(f"the TLS handshake did not finish within {timeout} seconds") from exc
+            raise SMTPTimeoutError(f"the TLS handshake did not finish within {duration(timeout)}") from exc
         except ssl.SSLError as exc:
             self.close()
             raise SMTPConnectError(describe_tls_error(exc, server_hostname)) from exc

@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional, TypeVar, Union, cast
 
 from .addresses import check_argument, needs_smtputf8, parse_address, quote_address
 from .auth import Secret, crammd5_answer, login_encode, plain_encode, xoauth2_encode
-from .connection import Connection, describe_tls_error
+from .connection import Connection, describe_tls_error, duration
 from .errors import (
     SMTPAuthenticationError,
     SMTPConnectError,
@@ -479,7 +479,7 @@ class SMTP:
         try:
             await asyncio.wait_for(opening, timeout)
         except asyncio.TimeoutError:
-            raise SMTPConnectTimeoutError(f"connecting to {where} took longer than {timeout} seconds") from None
+            raise SMTPConnectTimeoutError(f"connecting to {where} took longer than {duration(timeout)}") from None
         except ssl.SSLError as exc:
             raise SMTPConnectError(describe_tls_error(exc, server_hostname or host)) from exc
         except OSError as exc:
@@ -494,7 +494,7 @@ class SMTP:
             (greeting,) = await conn.read(1, timeout)
         except SMTPReadTimeoutError:
             raise SMTPConnectTimeoutError(
-                f"{where} accepted the connection but sent no greeting within {timeout} seconds"
+                f"{where} accepted the connection but sent no greeting within {duration(timeout)}"
             ) from None
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{where} closed the connection before greeting: {exc}") from exc
