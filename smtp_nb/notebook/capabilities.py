@@ -154,7 +154,17 @@ def _certificate(ssl_object: ssl.SSLObject) -> tuple[str | None, str | None, str
         return None, None, None
     parsed = x509.load_der_x509_certificate(der)
     not_after = getattr(parsed, "not_valid_after_utc", None) or parsed.not_valid_after
-    return parsed.subject.rfc4514_string(), parsed.issuer.rfc4514_string(), not_after.date().isoformat()
+    return _x509_name(parsed.subject), _x509_name(parsed.issuer), not_after.date().isoformat()
+
+
+def _x509_name(name: Any) -> str:
+    """A ``cryptography`` name written as ``_name`` writes the ssl module's: in order, ``O=..., OU=...``."""
+    parts = []
+    for rdn in name.rdns:
+        for attribute in rdn:
+            key = "E" if attribute.oid.dotted_string == "1.2.840.113549.1.9.1" else attribute.rfc4514_attribute_name
+            parts.append(f"{key}={attribute.value}")
+    return ", ".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)

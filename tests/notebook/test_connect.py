@@ -290,3 +290,11 @@ def test_certificate_failure_names_the_magics_options(ip, tls_server):
     assert "failed verification" in message
     assert "give --cafile ca.pem to trust its issuer, or --no-verify" in message
     assert "cert_bundle" not in message and "validate_certs" not in message
+
+
+def test_certificate_reads_the_same_verified_or_not(ip, tls_server):
+    verified, _ = run(ip, f"%smtp_connect 127.0.0.1:{tls_server.port} --tls --cafile {tls_server.ca_path} --name a")
+    unverified, _ = run(ip, f"%smtp_connect 127.0.0.1:{tls_server.port} --tls --no-verify --name b")
+    line = [x for x in repr(verified).splitlines() if x.startswith("certificate:")]
+    assert line == [x for x in repr(unverified).splitlines() if x.startswith("certificate:")]
+    assert line[0].startswith("certificate: subject O=smtp_nb embedded server, OU=demo certificate;")
