@@ -34,6 +34,7 @@ def duration(seconds: float | None) -> str:
         return "its time limit"
     return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
+
 #: Characters of one reply the transcript keeps. It holds 2,000 entries; without
 #: this cap a server sending 64 KiB replies (even ones nobody asked for, to an
 #: idle client) would pin over 120 MB per connection in it.
