@@ -655,17 +655,22 @@ class SMTP:
                     self.local_hostname = "localhost"
         return self.local_hostname
 
+    async def _hello(self, verb: str, name: Optional[str], timeout: Timeout) -> SMTPResponse:
+        """HELO or EHLO with ``name`` (default: this host's name); a refusal raises ``SMTPHeloError``."""
+        self._connection()
+        name = _helo_name(name, f"{verb} name") if name else await self._local_name()
+        line = encode_command(verb.encode("ascii"), name.encode("utf-8"))
+        async with self._lock:
+            response = await self._command(line, self._resolve(timeout))
+        if response.code != SMTPStatus.completed:
+            raise SMTPHeloError(response.code, response.message)
+        return response
+
     async def helo(
         self, name: Optional[str] = None, *, hostname: Optional[str] = None, timeout: Timeout = _default
     ) -> SMTPResponse:
         """Send HELO (``name``, or ``hostname=``, default: this host's name). Raises ``SMTPHeloError``."""
-        self._connection()
-        given = name or hostname
-        name = _helo_name(given, "HELO name") if given else await self._local_name()
-        async with self._lock:
-            response = await self._command(encode_command(b"HELO", name.encode("utf-8")), self._resolve(timeout))
-        if response.code != SMTPStatus.completed:
-            raise SMTPHeloError(response.code, response.message)
+        response = await self._hello("HELO", name or hostname, timeout)
         self.last_helo_response = response
         self.last_ehlo_response = None  # after HELO the session is plain SMTP: no extensions
         return response
@@ -674,13 +679,7 @@ class SMTP:
         self, name: Optional[str] = None, *, hostname: Optional[str] = None, timeout: Timeout = _default
     ) -> SMTPResponse:
         """Send EHLO and learn the server's extensions. Raises ``SMTPHeloError``."""
-        self._connection()
-        given = name or hostname
-        name = _helo_name(given, "EHLO name") if given else await self._local_name()
-        async with self._lock:
-            response = await self._command(encode_command(b"EHLO", name.encode("utf-8")), self._resolve(timeout))
-        if response.code != SMTPStatus.completed:
-            raise SMTPHeloError(response.code, response.message)
+        response = await self._hello("EHLO", name or hostname, timeout)
         self.last_ehlo_response = response
         return response
 
