@@ -12,7 +12,7 @@ from typing import Any
 
 from .addresses import parse_address
 
-__all__ = ["extract_recipients", "extract_sender", "flatten_message"]
+__all__ = ["extract_recipients", "extract_sender", "flatten_message", "header_addresses"]
 
 _HEADER_FACTORY = email.policy.default.header_factory
 
@@ -24,15 +24,18 @@ def _resent_prefix(message: email.message.Message) -> str:
     return "Resent-" if dates else ""
 
 
+def header_addresses(name: str, value: object) -> list[Address]:
+    """The addresses of one address header (parsed, or its text), groups flattened, as the email package reads them."""
+    header: Any = value if hasattr(value, "addresses") else _HEADER_FACTORY(name, str(value))
+    found: list[Address] = []
+    for item in header.addresses:
+        found.extend(item.addresses if isinstance(item, Group) else (item,))
+    return found
+
+
 def _addresses(name: str, value: object) -> list[str]:
     """The mailboxes of one address header, each validated."""
-    header: Any = value if hasattr(value, "addresses") else _HEADER_FACTORY(name, str(value))
-    mailboxes: list[str] = []
-    for item in header.addresses:
-        for address in item.addresses if isinstance(item, Group) else (item,):
-            spec = address.addr_spec if isinstance(address, Address) else str(address)
-            mailboxes.append(parse_address(spec))
-    return mailboxes
+    return [parse_address(address.addr_spec) for address in header_addresses(name, value)]
 
 
 def extract_sender(message: email.message.Message) -> str | None:

@@ -22,14 +22,13 @@ import mimetypes
 import os
 import re
 from email.header import Header
-from email.headerregistry import Address, Group
 from email.message import EmailMessage
 
 from ..client.addresses import parse_address
+from ..client.message import header_addresses
 
 __all__ = ["Rendered", "split_addresses"]
 
-_HEADER_FACTORY = email.policy.default.header_factory
 _UTF8 = email.charset.Charset("utf-8")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")  # atext: a word that needs no quoting or encoding
 _EXOTIC = frozenset("():;\\")  # comments, groups, quoted pairs: left to the email package's parser
@@ -79,13 +78,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
 
 
 def _split_with_email_package(value: str) -> list[tuple[str, str]]:
-    header = _HEADER_FACTORY("To", value)
-    found = []
-    for item in header.addresses:
-        for address in item.addresses if isinstance(item, Group) else (item,):
-            if isinstance(address, Address):
-                found.append((address.display_name, parse_address(address.addr_spec)))
-    return found
+    return [(a.display_name, parse_address(a.addr_spec)) for a in header_addresses("To", value)]
 
 
 def _encode_header(name: str, value: str) -> str:
