@@ -107,8 +107,9 @@ class _Scan(html.parser.HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._in_style:
-            self.stylesheets += len(re.findall(r"@import\b", data, re.IGNORECASE))
-            self.remote_images += len(_CSS_URL.findall(data))
+            imports = re.findall(r"@import\b[^;]*;?", data, re.IGNORECASE)
+            self.stylesheets += len(imports)
+            self.remote_images += len(_CSS_URL.findall(re.sub(r"@import\b[^;]*;?", "", data, flags=re.IGNORECASE)))
 
 
 def _plural(count: int, noun: str) -> str:
