@@ -13,7 +13,7 @@ import mimetypes
 import os
 import pathlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
+from typing import Union, cast
 
 from .css import inline_css as _inline_css
 from .errors import HTMLMailError
@@ -66,7 +66,7 @@ def set_html_body(
     message.set_content(plain)
     message.add_alternative(sent_html, subtype="html")
     if related:
-        html_part = message.get_payload()[1]
+        html_part = cast(email.message.EmailMessage, message.get_payload(1))
         for image in related:
             html_part.add_related(
                 image.data, "image", image.subtype, cid=f"<{image.cid}>", filename=image.filename, disposition="inline"

@@ -196,15 +196,16 @@ def _html_checks(body: str, content_ids: set[str]) -> list[CheckWarning]:
 
 def _as_message(message: email.message.EmailMessage | bytes) -> email.message.EmailMessage:
     if isinstance(message, (bytes, bytearray)):
-        return email.message_from_bytes(bytes(message), policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(bytes(message), policy=email.policy.default)
     return message
 
 
-def _text(part: email.message.EmailMessage) -> str:
+def _text(part: email.message.MIMEPart) -> str:
     try:
         return str(part.get_content())
     except (LookupError, UnicodeError, ValueError):
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        data = part.get_payload(decode=True)
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
 
 
 def check(message: email.message.EmailMessage | bytes, *, size_limit: int | None = None) -> Warnings:

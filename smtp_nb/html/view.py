@@ -14,7 +14,7 @@ import email.policy
 import html
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, cast
 
 from .check import _as_message, _text
 from .text import html_to_text
@@ -62,8 +62,9 @@ class MessageView:
     """A message shown as its recipient will see it; ``html()`` for a notebook, ``text()`` for a terminal."""
 
     def __init__(self, message: email.message.EmailMessage | bytes | Any, *, remote: bool = False) -> None:
-        if isinstance(getattr(message, "data", None), bytes):  # the embedded server's ReceivedMessage
-            message = message.data
+        data = getattr(message, "data", None)
+        if isinstance(data, bytes):  # the embedded server's ReceivedMessage
+            message = data
         if isinstance(message, (bytes, bytearray)):
             self.raw = bytes(message).replace(b"\r\n", b"\n")
         else:
@@ -90,7 +91,7 @@ class MessageView:
 
         def walk(part: email.message.Message, depth: int) -> None:
             if part.is_multipart():
-                children = part.get_payload()
+                children = cast(list[email.message.Message], part.get_payload())
                 rows.append((depth, part.get_content_type(), f"{len(children)} parts"))
                 for child in children:
                     walk(child, depth + 1)
