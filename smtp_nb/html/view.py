@@ -65,11 +65,12 @@ class MessageView:
         data = getattr(message, "data", None)
         if isinstance(data, bytes):  # the embedded server's ReceivedMessage
             message = data
-        if isinstance(message, (bytes, bytearray)):
-            self.raw = bytes(message).replace(b"\r\n", b"\n")
-        else:
-            self.raw = message.as_bytes(policy=email.policy.default)
-        self.message = _as_message(message if isinstance(message, email.message.EmailMessage) else self.raw)
+        raw = (
+            bytes(message) if isinstance(message, (bytes, bytearray)) else message.as_bytes(policy=email.policy.default)
+        )
+        # Messages parsed from the wire (the inbox's) keep CRLF inside their parts: one form of line end for all.
+        self.raw = raw.replace(b"\r\n", b"\n")
+        self.message = _as_message(self.raw)
         self.remote = remote
 
     # -- the parts ---------------------------------------------------------------------------

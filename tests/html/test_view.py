@@ -111,6 +111,8 @@ def test_a_message_of_the_embedded_server_is_shown_from_its_bytes(server, tmp_pa
     shown = view(received)
     assert shown.raw == received.data.replace(b"\r\n", b"\n")
     assert shown.text() == view(message).text()
+    assert view(received.message).html() == shown.html()  # the inbox's EmailMessage, parsed with its CRLFs
+    assert "\ufffd" not in shown.text()
 
 
 HOSTILE = (
