@@ -163,7 +163,7 @@ class MessageView:
             loads = "remote content allowed" if self.remote else "remote content blocked"
             out.append(
                 f'<iframe sandbox="" referrerpolicy="no-referrer" title="the HTML part ({loads})" '
-                'style="width:100%;height:420px;border:1px solid #ccc;resize:vertical;background:#fff" '
+                'style="width:100%;height:560px;border:1px solid #ccc;resize:vertical;background:#fff" '
                 f'srcdoc="{_e(document)}"></iframe>'
             )
         plain = self.plain()
