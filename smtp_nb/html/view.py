@@ -16,7 +16,7 @@ import re
 import urllib.parse
 from typing import Any, cast
 
-from .check import _as_message, _text
+from .check import Warnings, _as_message, _text
 from .text import html_to_text
 
 __all__ = ["MessageView", "view"]
@@ -61,7 +61,13 @@ def _size(count: int) -> str:
 class MessageView:
     """A message shown as its recipient will see it; ``html()`` for a notebook, ``text()`` for a terminal."""
 
-    def __init__(self, message: email.message.EmailMessage | bytes | Any, *, remote: bool = False) -> None:
+    def __init__(
+        self,
+        message: email.message.EmailMessage | bytes | Any,
+        *,
+        remote: bool = False,
+        warnings: Warnings | None = None,
+    ) -> None:
         data = getattr(message, "data", None)
         if isinstance(data, bytes):  # the embedded server's ReceivedMessage
             message = data
@@ -72,6 +78,7 @@ class MessageView:
         self.raw = raw.replace(b"\r\n", b"\n")
         self.message = _as_message(self.raw)
         self.remote = remote
+        self.warnings = warnings
 
     # -- the parts ---------------------------------------------------------------------------
 
@@ -141,7 +148,8 @@ class MessageView:
     # -- the two forms -----------------------------------------------------------------------
 
     def text(self) -> str:
-        lines = [f"{name}: {value}" for name, value in self.headers()]
+        lines = [repr(self.warnings), ""] if self.warnings is not None else []
+        lines += [f"{name}: {value}" for name, value in self.headers()]
         plain = self.plain()
         if plain is not None:
             lines += ["", plain.rstrip("\n")]
@@ -156,6 +164,8 @@ class MessageView:
 
     def html(self) -> str:
         out = ['<div class="smtp-nb-message">']
+        if self.warnings is not None:
+            out.append(self.warnings._repr_html_())
         rows = "".join(f"<tr><th {_CELL}>{_e(n)}</th><td {_CELL}>{_e(v)}</td></tr>" for n, v in self.headers())
         out.append(f'<table class="smtp-nb" style="border-collapse:collapse"><tbody>{rows}</tbody></table>')
         document = self.document()
@@ -205,10 +215,13 @@ class MessageView:
         return self.html()
 
 
-def view(message: email.message.EmailMessage | bytes | Any, *, remote: bool = False) -> MessageView:
+def view(
+    message: email.message.EmailMessage | bytes | Any, *, remote: bool = False, warnings: Warnings | None = None
+) -> MessageView:
     """The view of ``message`` (an ``EmailMessage``, its bytes, or a message of the embedded server's inbox).
 
     ``remote=True`` lets the HTML load remote images and stylesheets (off by default: a remote load tells
-    the sender the message was opened).
+    the sender the message was opened). ``warnings`` (from ``check()``) are shown first: a preview before
+    sending is ``view(message, warnings=check(message, size_limit=...))``.
     """
-    return MessageView(message, remote=remote)
+    return MessageView(message, remote=remote, warnings=warnings)

@@ -9,7 +9,7 @@ import pathlib
 import re
 
 import smtp_nb
-from smtp_nb.html import build, inline_image, view
+from smtp_nb.html import build, check, inline_image, view
 
 HEADERS = {
     "From": "Ada <ada@example.com>",
@@ -157,3 +157,14 @@ def test_a_message_without_html_or_with_an_unknown_charset_still_shows():
     assert shown.document() is None
     assert "caf\ufffd" in shown.text()
     assert "iframe" not in shown.html()
+
+
+def test_a_preview_shows_the_checks_warnings_first(tmp_path):
+    _, message = _message(tmp_path)
+    del message["Message-ID"]
+    found = check(message, size_limit=100)
+    preview = view(message, warnings=found)
+    assert found.codes() == ["too-large", "missing-message-id"]
+    assert preview.text().startswith(repr(found) + "\n\nFrom: Ada <ada@example.com>\n")
+    assert preview.html().startswith('<div class="smtp-nb-message">' + found._repr_html_() + "<table")
+    assert "check:" not in view(message).text()
