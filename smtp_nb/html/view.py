@@ -32,6 +32,9 @@ _POLICY_REMOTE = (
     "font-src data: http: https:; media-src http: https:; base-uri 'none'"
 )
 _CELL = 'style="text-align:left;vertical-align:top"'
+#: Inside the iframe element: browsers never show it, but JupyterLab drops iframes from the outputs of a
+#: notebook it does not trust (one opened from disk) and keeps their text, so this is what shows there.
+_UNTRUSTED = "(the HTML part is shown in a frame, hidden until the notebook is trusted)"
 
 
 def _e(value: Any) -> str:
@@ -174,7 +177,7 @@ class MessageView:
             out.append(
                 f'<iframe sandbox="" referrerpolicy="no-referrer" title="the HTML part ({loads})" '
                 'style="width:100%;height:560px;border:1px solid #ccc;resize:vertical;background:#fff" '
-                f'srcdoc="{_e(document)}"></iframe>'
+                f'srcdoc="{_e(document)}">{_UNTRUSTED}</iframe>'
             )
         plain = self.plain()
         if plain is not None:

@@ -70,6 +70,7 @@ def test_the_html_form_shows_headers_frame_text_tree_attachments_and_source(tmp_
     assert '<h1 style="color: #204a87;">Sales</h1>' in document
     assert f'<img src="data:image/png;base64,{base64.b64encode(PNG).decode()}" alt="chart">' in document
     assert "cid:" not in document
+    assert page.count(">(the HTML part is shown in a frame, hidden until the notebook is trusted)</iframe>") == 1
     for shown in ("Weekly report", "Ada &lt;ada@example.com&gt;", "Tue, 01 Dec 2026 09:00:00 +0000"):
         assert shown in page
     assert "<summary>plain-text part</summary>" in page and "Sales\n\n[chart]\n</pre>" in page
