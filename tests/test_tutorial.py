@@ -99,6 +99,6 @@ def test_the_binder_badge_opens_the_quickstart_in_jupyterlab():
 
 def test_the_readme_links_every_notebook():
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    assert [n.name[:3] for n in notebooks] == ["01-", "02-", "03-", "04-", "05-"]
+    assert [n.name[:3] for n in notebooks] == ["01-", "02-", "03-", "04-", "05-", "06-"]
     for notebook in notebooks:
         assert f"(notebooks/{notebook.name})" in README
