@@ -351,7 +351,7 @@ class LocalServer:
 
     def _protocol(self) -> _ServerProtocol:
         loop = asyncio.get_running_loop()
-        return self.protocol_class(
+        protocol = self.protocol_class(
             self.handler,
             self,
             loop=loop,
@@ -361,11 +361,13 @@ class LocalServer:
             data_size_limit=self.data_size_limit,
             tls_context=self._tls_context if self.starttls else None,
             require_starttls=self.require_starttls,
-            auth_required=self.auth_required,
+            auth_required=False,  # set below: aiosmtpd warns of AUTH in clear, which --auth-plaintext asks for
             auth_require_tls=self.auth_require_tls,
             authenticator=self._authenticate if self.auth else None,
             auth_exclude_mechanism=() if self.auth else ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"),
         )
+        protocol._auth_required = self.auth_required
+        return protocol
 
     def _authenticate(self, smtp: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
         if not isinstance(data, LoginPassword):

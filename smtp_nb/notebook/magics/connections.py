@@ -120,6 +120,8 @@ class ConnectionMagics(SMTPMagicsBase):
         args = self._parse(self.smtp_connect, line, secret_values=True)
         if isinstance(args, Help):
             return args
+        if args.profile and args.host:
+            raise self.usage("%smtp_connect", "give a host (or URL) or --profile, not both")
         name = args.name or DEFAULT_NAME
         session = self.session
         if session.is_connected(name):
@@ -134,8 +136,6 @@ class ConnectionMagics(SMTPMagicsBase):
             raise self.usage("%smtp_connect", "choose --tls or --starttls, not both")
         if args.password_env and args.prompt_password:
             raise self.usage("%smtp_connect", "choose --password-env or --prompt-password, not both")
-        if args.profile and args.host:
-            raise self.usage("%smtp_connect", "give a host (or URL) or --profile, not both")
 
         target = self._target(args)
         options: dict[str, Any] = {**self.connect_options, "timeout": self.timeout}
