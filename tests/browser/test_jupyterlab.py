@@ -1,10 +1,10 @@
-"""The quickstart in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright, "Run All".
+"""The quickstart in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright.
 
-nbval compares what the kernel sends; this checks what a person sees: the capability explorer (an
-ipywidgets view, live: picking an extension asks the kernel for its meaning) and the table of
-replies of ``%%smtp_send`` rendered in the page. A screenshot goes to the test's folder and to
-``test-output/`` at the repository's root. Chromium is the system's (``.ci/run`` installs it);
-Playwright never downloads a browser here.
+nbval compares what the kernel sends; this checks what a person sees, after "Run All" and again after
+saving, shutting the kernel down and reopening the notebook: the capability table (a ``<details>`` per
+extension opens without a kernel), the table of replies of ``%%smtp_send``, the inbox, and no
+"Error displaying widget". Screenshots of both go to ``test-output/`` at the repository's root (the test
+prints their paths). Chromium is the system's (``.ci/run`` installs it); Playwright downloads no browser.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 SCREENSHOT = "jupyterlab-quickstart.png"
+REOPENED = "jupyterlab-quickstart-reopened.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -86,8 +87,8 @@ def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def jupyterlab(tmp_path: pathlib.Path) -> Iterator[str]:
-    """JupyterLab serving a working copy of the quickstart on 127.0.0.1; yields the notebook's URL."""
+def jupyterlab(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
+    """JupyterLab serving a working copy of the quickstart on 127.0.0.1; yields the notebook's URL and folder."""
     work = tmp_path / "notebooks"
     work.mkdir()
     _working_copy(work)
@@ -131,7 +132,7 @@ def jupyterlab(tmp_path: pathlib.Path) -> Iterator[str]:
         listening.wait(timeout=90)
         if server.poll() is not None or not any(f"127.0.0.1:{port}/lab" in line for line in log):
             pytest.fail("JupyterLab did not start:\n" + "".join(log[-40:]))
-        yield f"http://127.0.0.1:{port}/lab/tree/{QUICKSTART.name}?token={token}"
+        yield f"http://127.0.0.1:{port}/lab/tree/{QUICKSTART.name}?token={token}", work
     finally:
         server.send_signal(signal.SIGTERM)  # JupyterLab shuts its kernels down, then exits
         try:
@@ -153,76 +154,101 @@ def _chromium() -> str:
     return str(CHROMIUM)
 
 
-@pytest.mark.timeout(300)
-def test_run_all_renders_the_capability_explorer_and_the_reply_table(jupyterlab, tmp_path):
+def _menu(page, menu: str, item: str) -> None:
+    page.locator(f".lm-MenuBar-itemLabel:text-is('{menu}')").click()
+    page.locator(f".lm-Menu-itemLabel:text-is('{item}')").click()
+
+
+def _check_outputs(page, expect) -> None:
+    """What must be on the page, live or reopened: the capability table, the replies, the inbox, no widget error."""
+    capabilities = page.locator("table.smtp-nb-capabilities")
+    expect(capabilities).to_have_count(1)
+    labels = capabilities.locator("tbody tr td:first-child").all_inner_texts()
+    assert labels == [
+        "PIPELINING",
+        "DSN",
+        "SIZE 33554432",
+        "8BITMIME",
+        "SMTPUTF8",
+        "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2",
+        "HELP",
+    ], labels
+    report = page.locator(".jp-OutputArea-output").filter(has=capabilities)
+    expect(report).to_contain_text("login: logged in as demo")
+    expect(report).to_contain_text(re.compile(r"TLS: TLSv1\.[23]"))
+    # Read-only and interactive without a kernel: a <details> per extension opens on a click.
+    auth = capabilities.locator("details").filter(has_text="login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2")
+    line = auth.locator("code").first
+    expect(line).to_be_hidden()
+    auth.locator("summary").click()
+    expect(line).to_have_text("250-AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2")
+
+    replies = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('recipient')"))
+    expect(replies).to_have_count(1)
+    rows = [row.locator("td").all_inner_texts() for row in replies.locator("tbody tr").all()]
+    assert [row[0] for row in rows] == ["grace@example.com", "audit@example.com", "DATA"]
+    assert [row[1] for row in rows] == ["250", "250", "250"]
+    assert rows[0][4] == rows[1][4] == "accepted"
+    assert re.fullmatch(r"queue id [0-9A-F]{10}", rows[2][4]), rows[2]
+    expect(page.locator(".jp-OutputArea-output").filter(has_text="sent via 'default'")).to_contain_text(
+        "2 of 2 recipients accepted"
+    )
+    inbox = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('subject')"))
+    expect(inbox).to_contain_text("Hello Grace")
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .widget-hbox").count() == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+
+
+def _screenshot(page, tmp_path: pathlib.Path, name: str) -> pathlib.Path:
+    page.locator("table.smtp-nb-capabilities").scroll_into_view_if_needed()
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    keep = ROOT / "test-output"
+    keep.mkdir(exist_ok=True)
+    shutil.copyfile(shot, keep / name)
+    print(f"screenshot: {keep / name}")
+    return shot
+
+
+@pytest.mark.timeout(400)
+def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    url, folder = jupyterlab
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
-            page.goto(jupyterlab)
+            page.goto(url)
 
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")  # the notebook is open, every cell drawn
             code_cells = cells.count()
-            page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
-            page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
+            _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
-
-            # Every cell ran, in order, and none failed.
             prompts = cells.locator(".jp-InputPrompt").all_inner_texts()
-            assert prompts == [f"[{n}]:" for n in range(1, code_cells + 1)], prompts
-            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            assert prompts == [f"[{n}]:" for n in range(1, code_cells + 1)], prompts  # in order, none failed
+            _check_outputs(page, expect)
+            _screenshot(page, tmp_path, SCREENSHOT)
 
-            # The capability explorer: a widget view, not its text form.
-            explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".widget-select"))
-            expect(explorer).to_have_count(1)
-            summary = explorer.locator(".widget-html-content").first
-            expect(summary).to_contain_text("login: logged in as demo")
-            expect(summary).to_contain_text(re.compile(r"TLS: TLSv1\.[23]"))
-            options = explorer.locator(".widget-select select option").all_inner_texts()
-            assert [option.replace("\xa0", " ") for option in options] == [
-                "PIPELINING",
-                "DSN",
-                "SIZE 33554432",
-                "8BITMIME",
-                "SMTPUTF8",
-                "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2",
-                "HELP",
-            ]
-            detail = explorer.locator(".widget-html-content").last
-            expect(detail).to_contain_text("commands go out in batches")  # PIPELINING, selected first
-            explorer.locator(".widget-select select").select_option("AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2")
-            expect(detail).to_contain_text("login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2")  # the kernel answered
-
-            # The reply table of %%smtp_send, as HTML.
-            replies = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('recipient')"))
-            expect(replies).to_have_count(1)
-            rows = [
-                row.locator("td").all_inner_texts() for row in replies.locator("tbody tr").all()
-            ]  # recipient, code, status, reply, outcome
-            assert [row[0] for row in rows] == ["grace@example.com", "audit@example.com", "DATA"]
-            assert [row[1] for row in rows] == ["250", "250", "250"]
-            assert rows[0][4] == rows[1][4] == "accepted"
-            assert re.fullmatch(r"queue id [0-9A-F]{10}", rows[2][4]), rows[2]
-            expect(page.locator(".jp-OutputArea-output").filter(has_text="sent via 'default'")).to_contain_text(
-                "2 of 2 recipients accepted"
-            )
-            inbox = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('subject')"))
-            expect(inbox).to_contain_text("Hello Grace")
-
-            explorer.scroll_into_view_if_needed()
-            shot = tmp_path / SCREENSHOT
-            page.screenshot(path=str(shot))
+            # Save, shut the kernel down, close the notebook, and open it again (a new kernel, no widget models).
+            page.keyboard.press("Control+s")
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+            _menu(page, "Kernel", "Shut Down Kernel")
+            saved = nbformat.read(folder / QUICKSTART.name, as_version=4)
+            assert saved.cells[-1].outputs, "the notebook was not saved with its outputs"
+            page.goto("about:blank")
+            page.goto(url)
+            expect(cells.last).to_contain_text("%smtp_quit")
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            _check_outputs(page, expect)
+            _screenshot(page, tmp_path, REOPENED)
         finally:
             browser.close()
-    assert shot.stat().st_size > 10_000
-    keep = ROOT / "test-output"
-    keep.mkdir(exist_ok=True)
-    shutil.copyfile(shot, keep / SCREENSHOT)
 
 
 def test_ci_installs_the_chromium_this_test_drives():
