@@ -43,15 +43,20 @@ def test_the_merge_progress_is_replaced_by_static_text_when_the_merge_ends(tmp_p
         "rows = [{'email': 'ada@example.com', 'name': 'Ada'}, {'email': 'bo@example.com', 'name': 'Bo'}]",
         "%%smtp_merge rows --send --journal journal.sqlite\nFrom: office@example.com\nTo: {{ email }}\n"
         "Subject: Hi {{ name }}\n\nHello {{ name }}",
+        "%config SMTPMagics.widgets = False",
+        "%%smtp_merge rows --send --journal journal.sqlite --campaign quiet\nFrom: office@example.com\n"
+        "To: {{ email }}\nSubject: Hi {{ name }}\n\nHello {{ name }}",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     NotebookClient(
         notebook, timeout=60, startup_timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
     ).execute(env={**os.environ, "TQDM_DISABLE": ""})  # the progress bar on, as in JupyterLab
-    outputs = notebook.cells[-1].outputs
+    outputs = notebook.cells[4].outputs
     kinds = [set(output.get("data", {})) for output in outputs]
     assert all(kind <= {"text/plain", "text/html"} for kind in kinds), kinds
     progress = outputs[0].data
     assert progress["text/plain"].startswith("merge: 2 accepted, 0 refused, 0 retried")
     assert progress["text/plain"].endswith("— done")
     assert progress["text/html"].startswith("<div><b>merge</b>: 2 accepted")
+    quiet = [output.get("data", {}).get("text/plain", "") for output in notebook.cells[-1].outputs]
+    assert not any(text.startswith("merge:") for text in quiet), quiet  # widgets off: no progress bar at all

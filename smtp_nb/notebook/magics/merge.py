@@ -48,7 +48,8 @@ class MergeMagics(merge_magic.MergeMagics):  # type: ignore[misc]
     """
 
     def _widgets_wanted(self) -> bool:
-        config = next((c for c in self.shell.configurables if isinstance(c, SMTPMagicsBase)), None)
+        configurables = getattr(self.shell, "configurables", [])
+        config = next((c for c in configurables if isinstance(c, SMTPMagicsBase)), None)
         return config is None or bool(config.widgets)
 
     def _progress(self) -> tuple[Callable[[dict[str, int]], None] | None, Callable[[], None]]:
