@@ -228,6 +228,7 @@ def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")  # the notebook is open, every cell drawn
             code_cells = cells.count()
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")  # the kernel is up: Run All runs
             _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
             prompts = cells.locator(".jp-InputPrompt").all_inner_texts()
