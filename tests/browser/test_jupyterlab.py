@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import ipykernel.kernelspec
 import nbformat
@@ -28,9 +28,11 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
+MERGE = ROOT / "notebooks" / "04-mail-merge.ipynb"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 SCREENSHOT = "jupyterlab-quickstart.png"
 REOPENED = "jupyterlab-quickstart-reopened.png"
+MERGE_SCREENSHOT = "jupyterlab-mail-merge-reopened.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -50,15 +52,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _working_copy(folder: pathlib.Path) -> pathlib.Path:
-    """The quickstart without its stored outputs, so that everything the page shows comes from this run."""
-    notebook = nbformat.read(QUICKSTART, as_version=4)
+def _working_copy(folder: pathlib.Path, original: pathlib.Path) -> pathlib.Path:
+    """A notebook without its stored outputs, so that everything the page shows comes from this run."""
+    notebook = nbformat.read(original, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
     notebook.metadata.pop("widgets", None)
-    copy = folder / QUICKSTART.name
+    copy = folder / original.name
     nbformat.write(notebook, copy)
     return copy
 
@@ -87,11 +89,15 @@ def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def jupyterlab(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
-    """JupyterLab serving a working copy of the quickstart on 127.0.0.1; yields the notebook's URL and folder."""
+def jupyterlab(tmp_path: pathlib.Path) -> Iterator[tuple[Callable[[pathlib.Path], str], pathlib.Path]]:
+    """JupyterLab serving working copies of the quickstart and the merge notebook on 127.0.0.1.
+
+    Yields a function giving a notebook's URL, and the folder of the copies.
+    """
     work = tmp_path / "notebooks"
     work.mkdir()
-    _working_copy(work)
+    for original in (QUICKSTART, MERGE):
+        _working_copy(work, original)
     port, token = _free_port(), secrets.token_hex(16)
     server = subprocess.Popen(
         [
@@ -132,7 +138,7 @@ def jupyterlab(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
         listening.wait(timeout=90)
         if server.poll() is not None or not any(f"127.0.0.1:{port}/lab" in line for line in log):
             pytest.fail("JupyterLab did not start:\n" + "".join(log[-40:]))
-        yield f"http://127.0.0.1:{port}/lab/tree/{QUICKSTART.name}?token={token}", work
+        yield (lambda notebook: f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"), work
     finally:
         server.send_signal(signal.SIGTERM)  # JupyterLab shuts its kernels down, then exits
         try:
@@ -200,8 +206,8 @@ def _check_outputs(page, expect) -> None:
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
 
 
-def _screenshot(page, tmp_path: pathlib.Path, name: str) -> pathlib.Path:
-    page.locator("table.smtp-nb-capabilities").scroll_into_view_if_needed()
+def _screenshot(page, tmp_path: pathlib.Path, name: str, *, near: str = "table.smtp-nb-capabilities") -> pathlib.Path:
+    page.locator(near).last.scroll_into_view_if_needed()
     shot = tmp_path / name
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
@@ -216,7 +222,8 @@ def _screenshot(page, tmp_path: pathlib.Path, name: str) -> pathlib.Path:
 def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    url, folder = jupyterlab
+    url_of, folder = jupyterlab
+    url = url_of(QUICKSTART)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -250,6 +257,48 @@ def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
             _screenshot(page, tmp_path, REOPENED)
         finally:
             browser.close()
+
+
+@pytest.mark.timeout(400)
+def test_the_merge_notebook_reopened_shows_its_summary_and_no_widget_error(jupyterlab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url_of, folder = jupyterlab
+    url = url_of(MERGE)
+    summary = re.compile(r"Merge 'default': 2 accepted, 1 unknown, 2 skipped")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=WAIT_MS)
+            page.goto(url)
+            cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+            expect(cells.last).to_contain_text("%smtp_quit")
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")
+            _menu(page, "Run", "Run All Cells")
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            expect(page.locator(".jp-OutputArea-output").filter(has_text=summary)).to_have_count(1)
+            # the %%smtp_merge --send cell ran with a live progress bar: finished, it is static text
+            sent = cells.filter(has_text="%%smtp_merge students --key id --send")
+            expect(sent.locator(".jp-OutputArea-output").first).to_contain_text("merge: ")
+            assert page.locator(".jp-OutputArea-output .widget-progress").count() == 0
+
+            page.keyboard.press("Control+s")
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+            _menu(page, "Kernel", "Shut Down Kernel")
+            page.goto("about:blank")
+            page.goto(url)
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            expect(page.locator("table.smtp-nb-capabilities")).to_have_count(1)
+            expect(page.locator(".jp-OutputArea-output").filter(has_text=summary)).to_have_count(1)
+            assert page.get_by_text("Error displaying widget").count() == 0
+            _screenshot(page, tmp_path, MERGE_SCREENSHOT, near=".jp-OutputArea-output >> text=Merge 'default'")
+        finally:
+            browser.close()
+    saved = nbformat.read(folder / MERGE.name, as_version=4)
+    kinds = {kind for cell in saved.cells for output in cell.get("outputs", []) for kind in output.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" not in kinds
 
 
 def test_ci_installs_the_chromium_this_test_drives():

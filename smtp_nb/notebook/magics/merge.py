@@ -27,11 +27,16 @@ class MergeProgress(View):
         self.text = text
         self.done = done
 
+    def _line(self) -> str:
+        if not self.text:
+            return "merge: nothing was sent"
+        return f"merge: {self.text}" + (" — done" if self.done else " (ended before every row was answered)")
+
     def _text(self) -> str:
-        return f"merge: {self.text}" + (" — done" if self.done else " — stopped")
+        return self._line()
 
     def _html(self) -> str:
-        return f"<div><b>merge</b>: {escape(self.text)}{' — done' if self.done else ' — stopped'}</div>"
+        return f"<div>{escape(self._line())}</div>"
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -66,7 +71,7 @@ class MergeMagics(merge_magic.MergeMagics):  # type: ignore[misc]
         label = ipywidgets.Label("starting")
         box = ipywidgets.HBox([bar, label])
         handle = display(box, display_id=True)
-        state = {"text": "nothing sent yet"}
+        state = {"text": ""}
 
         def update(counts: dict[str, int]) -> None:
             done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
