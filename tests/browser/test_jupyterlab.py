@@ -68,8 +68,8 @@ def _working_copy(folder: pathlib.Path, original: pathlib.Path) -> pathlib.Path:
 def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
     """Jupyter's folders inside ``home``: no settings, workspaces or kernels of the machine leak in.
 
-    The only kernel is ``python3`` for this interpreter (it has smtp_nb), and JupyterLab is told not
-    to offer news, which would be a request to the Internet.
+    The only kernel is ``python3`` for this interpreter (it has smtp_nb), JupyterLab is told not
+    to offer news, which would be a request to the Internet, and to draw every cell.
     """
     kernel = home / "data" / "kernels" / "python3"
     kernel.mkdir(parents=True)
@@ -77,6 +77,11 @@ def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
     notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # every cell in the page: JupyterLab otherwise draws only the cells near the view, and "the last cell"
+    # of the page would be whichever was drawn last
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     return {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),

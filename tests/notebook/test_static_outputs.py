@@ -32,9 +32,12 @@ def test_stored_outputs_hold_no_widget_view_and_real_text(name):
             assert not text.startswith(WIDGET_REPRS), (cell.source[:60], text[:60])
 
 
-def test_the_merge_progress_is_replaced_by_static_text_when_the_merge_ends(tmp_path):
+def test_the_merge_progress_is_replaced_by_static_text_when_the_merge_ends(tmp_path, monkeypatch):
     """In a real kernel: the live progress bar's display is updated to HTML and text once the merge is done."""
     from nbclient import NotebookClient
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
 
     cells = [
         "%load_ext smtp_nb",
