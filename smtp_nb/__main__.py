@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from . import SMTP
-from .server import DEMO_USERS, LocalServer
+from .server import LocalServer, demo_users
 
 
 def _message() -> EmailMessage:
@@ -27,8 +27,7 @@ def _message() -> EmailMessage:
 
 
 async def _send(server: LocalServer, *, auth: bool) -> SMTP:
-    user, password = next(iter(DEMO_USERS.items()))
-    options: dict[str, Any] = {"username": user, "password": password} if auth else {}
+    options: dict[str, Any] = {"username": "demo", "password": server.users["demo"]} if auth else {}
     async with SMTP(**server.client_options(), timeout=10, **options) as client:
         refused, reply = await client.send_message(_message())
         print(f"sent: {reply} (refused: {refused or 'none'})")
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     auth = not args.no_auth
-    server = LocalServer(starttls=not (args.plain or args.tls), tls=args.tls, auth=auth)
+    server = LocalServer(starttls=not (args.plain or args.tls), tls=args.tls, auth=auth, users=demo_users())
     with server:
         features = ", ".join(f for f, on in (("STARTTLS", server.starttls), ("TLS", server.tls), ("AUTH", auth)) if on)
         print(f"embedded SMTP server on {server.host}:{server.port} ({features or 'plain'})")

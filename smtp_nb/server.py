@@ -29,11 +29,41 @@ from typing import Any, cast
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session, syntax
 from aiosmtpd.smtp import SMTP as _AiosmtpdSMTP
 
-__all__ = ["DEMO_LISTS", "DEMO_USERS", "InboxHandler", "LocalServer", "ReceivedMessage"]
+__all__ = [
+    "DEMO_LISTS",
+    "DEMO_USERS",
+    "InboxHandler",
+    "LocalServer",
+    "ReceivedMessage",
+    "demo_password",
+    "demo_users",
+]
 
-#: Credentials the server accepts when started with ``auth=True`` (the password
-#: doubles as the XOAUTH2 token).
+#: Credentials a ``LocalServer(auth=True)`` accepts unless given ``users`` (the password doubles as the
+#: XOAUTH2 token): a fixed, public pair for tests. ``%smtp_server --auth`` and ``python -m smtp_nb`` use
+#: ``demo_users()`` instead, a password made at random for each server.
 DEMO_USERS = {"demo": "demo-password"}
+#: The servers running in this process, by port, latest last (``demo_password()`` reads them).
+_RUNNING: dict[int, LocalServer] = {}
+
+
+def demo_users() -> dict[str, str]:
+    """The demo user ``demo`` with a password made at random: one for each server."""
+    return {"demo": secrets.token_urlsafe(12)}
+
+
+def demo_password(port: int | None = None) -> str:
+    """The demo user's password on the embedded server running on ``port`` (default: the latest started).
+
+    In a notebook, after ``%smtp_server --starttls --auth``: ``os.environ["SMTP_PASSWORD"] = demo_password()``.
+    """
+    servers = [s for s in _RUNNING.values() if "demo" in s.users and (port is None or s.port == port)]
+    if not servers:
+        where = f" on port {port}" if port is not None else ""
+        raise LookupError(f"no embedded server with AUTH runs{where}: start one with %smtp_server --starttls --auth")
+    return servers[-1].users["demo"]
+
+
 #: Mailing lists the server expands for EXPN (and knows for VRFY).
 DEMO_LISTS = {"team@example.com": ["alice@example.com", "bob@example.com"]}
 
@@ -223,7 +253,8 @@ class LocalServer:
     """An aiosmtpd server on ``host:port`` (port 0: a free one), running on its own thread.
 
     ``auth=True`` offers PLAIN, LOGIN and CRAM-MD5 for the ``users`` (default
-    ``DEMO_USERS``); ``starttls=True`` offers STARTTLS and ``tls=True`` speaks
+    ``DEMO_USERS``), only once the connection is encrypted if it can be (``auth_require_tls``), and with
+    ``auth_required`` refuses mail until the client logs in; ``starttls=True`` offers STARTTLS and ``tls=True`` speaks
     TLS from the start, both with a certificate made on the spot whose issuer
     is written to ``ca_path``. Received mail is in ``messages``.
     """
@@ -238,6 +269,7 @@ class LocalServer:
         starttls: bool = False,
         tls: bool = False,
         auth_require_tls: bool | None = None,
+        auth_required: bool = False,
         require_starttls: bool = False,
         data_size_limit: int = 33554432,
         smtputf8: bool = True,
@@ -258,6 +290,8 @@ class LocalServer:
         self.starttls = starttls
         self.tls = tls
         self.auth_require_tls = (starttls or tls) if auth_require_tls is None else auth_require_tls
+        #: Refuse MAIL until the client has logged in (``%smtp_server --auth``).
+        self.auth_required = auth and auth_required
         self.require_starttls = require_starttls
         self.data_size_limit = data_size_limit
         self.smtputf8 = smtputf8
@@ -298,6 +332,8 @@ class LocalServer:
             raise
         if self.socket_path is None:
             self.port = cast(asyncio.Server, self._server).sockets[0].getsockname()[1]
+            _RUNNING.pop(self.port, None)
+            _RUNNING[self.port] = self
         return self
 
     async def _listen(self) -> asyncio.AbstractServer:
@@ -315,7 +351,7 @@ class LocalServer:
 
     def _protocol(self) -> _ServerProtocol:
         loop = asyncio.get_running_loop()
-        return self.protocol_class(
+        protocol = self.protocol_class(
             self.handler,
             self,
             loop=loop,
@@ -325,11 +361,13 @@ class LocalServer:
             data_size_limit=self.data_size_limit,
             tls_context=self._tls_context if self.starttls else None,
             require_starttls=self.require_starttls,
-            auth_required=False,
+            auth_required=False,  # set below: aiosmtpd warns of AUTH in clear, which --auth-plaintext asks for
             auth_require_tls=self.auth_require_tls,
             authenticator=self._authenticate if self.auth else None,
             auth_exclude_mechanism=() if self.auth else ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"),
         )
+        protocol._auth_required = self.auth_required
+        return protocol
 
     def _authenticate(self, smtp: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
         if not isinstance(data, LoginPassword):
@@ -366,6 +404,8 @@ class LocalServer:
 
     def stop(self) -> None:
         """Stop listening, close every connection and the thread. Stopping twice is harmless."""
+        if _RUNNING.get(self.port) is self:
+            del _RUNNING[self.port]
         loop, server = self._loop, self._server
         if loop is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(self._shutdown(server), loop).result(timeout=30)

@@ -216,3 +216,26 @@ class Capabilities:
         extension = self.extension("SIZE")
         value = extension.params.strip() if extension is not None else ""
         return int(value) if value.isdigit() and int(value) > 0 else None
+
+    def heading(self) -> str:
+        """``SMTP connection 'name' to host:port (server name)``."""
+        server = f" (server {self.server_name})" if self.server_name else ""
+        return f"SMTP connection {self.name!r} to {self.where}{server}"
+
+    def tls_lines(self) -> list[str]:
+        """The TLS state, the certificate, and a warning line when it was not verified."""
+        tls = self.tls
+        if tls is None:
+            return ["TLS: none - the connection is not encrypted"]
+        lines = [f"TLS: {tls.summary}", f"certificate: {tls.certificate}"]
+        if not tls.verified:
+            lines.append(
+                "WARNING: the certificate was NOT verified (--no-verify): anyone on the way could read this connection"
+            )
+        return lines
+
+    def login_line(self) -> str:
+        if self.user is not None:
+            return f"login: logged in as {self.user}"
+        offered = self.auth_methods
+        return "login: not logged in" + (f" (AUTH offers {' '.join(offered)})" if offered else "")

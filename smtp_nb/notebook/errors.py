@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from smtp_nb.client.errors import SMTPException, SMTPResponseException
+from smtp_nb.rendering import OneLineTraceback
 
 __all__ = ["MessageError", "NotConnectedError", "SMTPNotebookError", "describe"]
 
 
-class SMTPNotebookError(SMTPException):
+class SMTPNotebookError(OneLineTraceback, SMTPException):
     """An expected failure of a notebook operation; ``error`` is the client's exception behind it, if any.
 
-    ``result`` holds what the operation produced before failing (for example
-    the per-recipient replies of a refused message).
+    The cell shows one line, named after the client's exception when there is
+    one (``SMTPAuthenticationError: ...``, as in the README's *Errors* table),
+    else after this class. ``result`` holds what the operation produced before
+    failing (for example the per-recipient replies of a refused message).
     """
 
     def __init__(self, message: str, /, *, error: BaseException | None = None, result: Any = None) -> None:
@@ -26,9 +29,8 @@ class SMTPNotebookError(SMTPException):
         self.error = error
         self.result = result
 
-    def _render_traceback_(self) -> list[str]:
-        kind = type(self.error).__name__ if self.error is not None else type(self).__name__
-        return [f"{kind}: {self.message}"]
+    def _traceback_name(self) -> str:
+        return type(self.error).__name__ if self.error is not None else type(self).__name__
 
 
 class NotConnectedError(SMTPNotebookError):

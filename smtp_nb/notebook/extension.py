@@ -11,13 +11,14 @@ import importlib
 import weakref
 from typing import Any
 
+from .magics.base import name_cell_magics
 from .session import reset_session
 
-__all__ = ["MAGICS", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["MAGICS", "closing_note", "load_ipython_extension", "unload_ipython_extension"]
 
 MAGICS: list[str] = [
     "smtp_nb.notebook.magics:SMTPMagics",
-    "smtp_nb.notebook.merge_magic:MergeMagics",
+    "smtp_nb.notebook.magics.merge:MergeMagics",
 ]
 
 #: The magics instances registered on each shell, to undo on unload (and to make a second load a no-op).
@@ -38,6 +39,7 @@ def load_ipython_extension(ipython: Any) -> None:
     instances = []
     for path in MAGICS:
         magics = _load_class(path)(shell=ipython)  # Magics.__init__ adds itself to shell.configurables
+        name_cell_magics(magics)
         ipython.register_magics(magics)
         instances.append(magics)
     _registered[ipython] = instances
@@ -57,4 +59,21 @@ def unload_ipython_extension(ipython: Any) -> None:
         manager.registry.pop(type(magics).__name__, None)
         if magics in ipython.configurables:
             ipython.configurables.remove(magics)
+    closing = closing_note()
     reset_session()
+    if closing:
+        print(closing)  # %unload_ext and %reload_ext show no value: say what went
+
+
+def closing_note() -> str:
+    """What closing the session ends: each open connection, and the embedded server with its mail."""
+    from .session import peek_session
+
+    session = peek_session()
+    if session is None:
+        return ""
+    parts = [f"connection {c.name!r} ({c.where})" for c in session.connections() if c.is_connected]
+    server = session.server
+    if server is not None and server.running:
+        parts.append(f"the embedded server on port {server.port} (its {len(server.messages)} message(s) discarded)")
+    return "smtp_nb closed " + ", ".join(parts) if parts else ""

@@ -34,7 +34,7 @@ from .errors import NotConnectedError, SMTPNotebookError, describe
 if TYPE_CHECKING:
     from smtp_nb.server import LocalServer
 
-__all__ = ["Call", "ClientProxy", "Session", "get_session", "reset_session"]
+__all__ = ["Call", "ClientProxy", "Session", "get_session", "peek_session", "reset_session"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,8 @@ class NamedConnection:
     where: str
     #: True if it goes to the embedded server (a reconnect follows the server's current port and certificate).
     embedded: bool = False
+    #: The profile it was opened from (``%smtp_connect --profile NAME``), if any.
+    profile: str | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -150,7 +152,9 @@ class Session:
             conn = self._connections.get(name or self.current or DEFAULT_NAME)
             return conn is not None and conn.is_connected
 
-    def connect(self, name: str = DEFAULT_NAME, *, embedded: bool = False, **options: Any) -> NamedConnection:
+    def connect(
+        self, name: str = DEFAULT_NAME, *, embedded: bool = False, profile: str | None = None, **options: Any
+    ) -> NamedConnection:
         """Open a connection (``options`` as for ``smtp_nb.SMTP``) and make it current.
 
         Raises ``SMTPNotebookError`` if ``name`` is already connected; a
@@ -167,7 +171,7 @@ class Session:
             self._connections.pop(name, None)
         client = SMTP(**options)
         self.run(client.connect())
-        conn = NamedConnection(name, client, _where(client), embedded)
+        conn = NamedConnection(name, client, _where(client), embedded, profile)
         with self._lock:
             self._connections[name] = conn
             self.current = name
@@ -468,6 +472,11 @@ def get_session() -> Session:
         if _session is None:
             _session = Session()
         return _session
+
+
+def peek_session() -> Session | None:
+    """The process's session if one was made, without making one."""
+    return _session
 
 
 def reset_session() -> None:

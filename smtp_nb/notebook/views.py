@@ -1,25 +1,26 @@
-"""What the magics return: result objects with an HTML table, a plain-text form, and a widget where it helps.
+"""What the magics return: result objects with an HTML table and a plain-text form.
 
 Every object here renders the same data two ways, ``_repr_html_`` and
-``__repr__`` (which IPython shows as ``text/plain``, and nbval compares). Neither
-holds ids, and the only variable parts are ports, times and what the server
-said (queue ids), each in its own column or line so that a sanitizer can
-find it. Nothing here imports IPython or ipywidgets at module level.
+``__repr__`` (which IPython shows as ``text/plain``, and nbval compares), and
+nothing else: no widget view, so a saved notebook reads the same without a
+kernel. Neither form holds ids; the only variable parts are ports, times and
+what the server said (queue ids), each in its own column or line so that a
+sanitizer can find it. Nothing here imports IPython or ipywidgets at module level.
 """
 
 from __future__ import annotations
 
-import abc
 import datetime
 import email.message
-import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from smtp_nb.client import Delivery, SMTPResponse, TranscriptEntry
 from smtp_nb.client.message import flatten_message
 from smtp_nb.client.transcript import render
+from smtp_nb.rendering import View, html_table, text_table
+from smtp_nb.rendering import escape as _e
 
 from .capabilities import Capabilities
 from .errors import describe
@@ -29,38 +30,10 @@ if TYPE_CHECKING:
 
     from .session import NamedConnection
 
-__all__ = ["CapabilityReport", "ConnectionList", "Inbox", "Log", "Reply", "SendResult", "ServerInfo"]
+__all__ = ["CapabilityReport", "ConnectionList", "Inbox", "Log", "Note", "Reply", "SendResult", "ServerInfo"]
 
-_TABLE = '<table class="smtp-nb" style="border-collapse:collapse">'
 _WARN = 'style="color:#a40000;font-weight:bold"'
-_REFUSED_ROW = ' style="color:#a40000"'
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, refused: Iterable[bool] = ()) -> str:
-    """An HTML table; rows flagged in ``refused`` are drawn in red."""
-    flags = list(refused)
-    head = "".join(f'<th style="text-align:left">{_e(h)}</th>' for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        style = _REFUSED_ROW if i < len(flags) and flags[i] else ""
-        cells = "".join(f'<td style="text-align:left">{_e(c)}</td>' for c in row)
-        body.append(f"<tr{style}>{cells}</tr>")
-    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain-text table with aligned columns (the last column is not padded)."""
-    table = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    lines = []
-    for row in table:
-        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+_REFUSED = "color:#a40000"
 
 
 def _indent(text: str, prefix: str = "  ") -> str:
@@ -76,38 +49,44 @@ def _clock(timestamp: float, *, millis: bool = False) -> str:
     return moment.strftime("%H:%M:%S.%f")[:-3] if millis else moment.strftime("%H:%M:%S")
 
 
-class _View(abc.ABC):
-    """Plain text for terminals and nbval, HTML for notebooks; subclasses give ``_text()`` and ``_html()``."""
+def _lines_html(lines: Sequence[str]) -> str:
+    return "".join(f"<div{' ' + _WARN if line.startswith('WARNING') else ''}>{_e(line)}</div>" for line in lines)
 
-    @abc.abstractmethod
-    def _text(self) -> str: ...
 
-    @abc.abstractmethod
-    def _html(self) -> str: ...
+class Note(View):
+    """Lines that say what a magic did (``closed connection 'a' ...``), as text and as HTML."""
 
-    def __repr__(self) -> str:
-        return self._text()
+    def __init__(self, *lines: str) -> None:
+        self.lines = [line for line in lines if line]
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self._text())
+    def _text(self) -> str:
+        return "\n".join(self.lines)
 
-    def _repr_html_(self) -> str:
-        return self._html()
+    def _html(self) -> str:
+        return _lines_html(self.lines)
+
+
+class Help(Note):
+    """A magic's help (``%magic --help``): the usage and its options, kept as preformatted text."""
+
+    def _html(self) -> str:
+        return f"<pre>{_e(self._text())}</pre>"
 
 
 # -- capabilities ----------------------------------------------------------------------
 
 
-class CapabilityReport(_View):
+class CapabilityReport(View):
     """What a connection offers (``%smtp_connect``, ``%smtp_ehlo``); ``capabilities`` holds the data.
 
-    In a kernel (and unless ``%config SMTPMagics.widgets = False``) it also
-    shows as a capability explorer widget; ``widget()`` makes one anywhere.
+    The HTML is a table of extensions whose meanings open (``<details>``) on
+    the EHLO line behind them: it works wherever the notebook is read, with
+    no kernel. ``widget()`` makes the live capability explorer (ipywidgets),
+    for those who want it in a running kernel.
     """
 
-    def __init__(self, capabilities: Capabilities, *, show_widget: bool = False) -> None:
+    def __init__(self, capabilities: Capabilities) -> None:
         self.capabilities = capabilities
-        self.show_widget = show_widget
         self._widget: Any = None
 
     def __getattr__(self, name: str) -> Any:
@@ -116,48 +95,19 @@ class CapabilityReport(_View):
         return getattr(self.capabilities, name)
 
     def widget(self) -> Any:
-        """The capability explorer (an ipywidgets box), made once."""
+        """The capability explorer (an ipywidgets box), made once; needs a kernel to be live."""
         if self._widget is None:
             from .widgets import CapabilityExplorer
 
-            self._widget = CapabilityExplorer(self)
+            self._widget = CapabilityExplorer(self.capabilities, text=self._text())
         return self._widget
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
-        if not self.show_widget:
-            return None
-        bundle = self.widget()._repr_mimebundle_()
-        bundle.pop("text/plain", None)  # ours (``__repr__``) is complete; the widget's is cut at 110 characters
-        return dict(bundle)
-
-    def heading(self) -> str:
-        c = self.capabilities
-        return f"SMTP connection {c.name!r} to {c.where}" + (f" (server {c.server_name})" if c.server_name else "")
-
-    def tls_lines(self) -> list[str]:
-        tls = self.capabilities.tls
-        if tls is None:
-            return ["TLS: none - the connection is not encrypted"]
-        lines = [f"TLS: {tls.summary}", f"certificate: {tls.certificate}"]
-        if not tls.verified:
-            lines.append(
-                "WARNING: the certificate was NOT verified (--no-verify): anyone on the way could read this connection"
-            )
-        return lines
-
-    def login_line(self) -> str:
-        c = self.capabilities
-        if c.user is not None:
-            return f"login: logged in as {c.user}"
-        offered = c.auth_methods
-        return "login: not logged in" + (f" (AUTH offers {' '.join(offered)})" if offered else "")
 
     def _rows(self) -> list[tuple[str, str]]:
         return [(e.label, e.meaning) for e in self.capabilities.extensions]
 
     def _text(self) -> str:
         c = self.capabilities
-        lines = [self.heading(), *self.tls_lines(), self.login_line()]
+        lines = [c.heading(), *c.tls_lines(), c.login_line()]
         if not c.esmtp:
             lines.append("the server answered HELO only: it offers no extensions")
         else:
@@ -167,16 +117,25 @@ class CapabilityReport(_View):
 
     def _html(self) -> str:
         c = self.capabilities
-        tls = self.tls_lines()
-        parts = [f"<div><b>{_e(self.heading())}</b></div>"]
-        for line in tls:
-            style = f" {_WARN}" if line.startswith("WARNING") else ""
-            parts.append(f"<div{style}>{_e(line)}</div>")
-        parts.append(f"<div>{_e(self.login_line())}</div>")
+        parts = [f"<div><b>{_e(c.heading())}</b></div>", _lines_html([*c.tls_lines(), c.login_line()])]
         if not c.esmtp:
             parts.append("<div>the server answered HELO only: it offers no extensions</div>")
-        else:
-            parts.append(html_table(("extension", "meaning"), self._rows()))
+            return "\n".join(parts)
+        parts.append(f"<div>extensions ({len(c.extensions)}), click one for the line the server sent:</div>")
+        rows = []
+        for e in c.extensions:
+            known = "" if e.known else " <i>(unknown to smtp_nb)</i>"
+            params = f"<div>parameters: <code>{_e(e.params)}</code></div>" if e.params else ""
+            rows.append(
+                f'<tr><td style="text-align:left;vertical-align:top;padding:1px 8px 1px 0"><code>{_e(e.label)}</code>'
+                f'</td><td style="text-align:left"><details><summary>{_e(e.meaning)}</summary>'
+                f"<div>EHLO line: <code>250-{_e(e.label)}</code>{known}</div>{params}</details></td></tr>"
+            )
+        parts.append(
+            '<table class="smtp-nb smtp-nb-capabilities" style="border-collapse:collapse"><thead><tr>'
+            '<th style="text-align:left">extension</th><th style="text-align:left">meaning</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
         return "\n".join(parts)
 
 
@@ -185,7 +144,7 @@ class CapabilityReport(_View):
 _QUEUE_ID = re.compile(r"queued as\s+<?([A-Za-z0-9._@-]+)", re.IGNORECASE)
 
 
-class SendResult(_View):
+class SendResult(View):
     """What ``%%smtp_send`` did: the message, and every reply when it was sent.
 
     ``delivery`` is the client's ``Delivery`` (None for a dry run); ``error``
@@ -296,14 +255,14 @@ class SendResult(_View):
         if self.delivery is None:
             return f"{head}\n<pre>{_e(self.wire_text().rstrip())}</pre>"
         rows = self.rows()
-        refused = [row[4] in ("refused", "not sent") for row in rows]
-        return f"{head}\n{html_table(self._HEADERS, rows, refused=refused)}"
+        styles = [_REFUSED if row[4] in ("refused", "not sent") else None for row in rows]
+        return f"{head}\n{html_table(self._HEADERS, rows, styles=styles)}"
 
 
 # -- one command ------------------------------------------------------------------------
 
 
-class Reply(_View):
+class Reply(View):
     """The server's reply to one raw command (``%smtp``)."""
 
     def __init__(self, command: str, response: SMTPResponse) -> None:
@@ -325,20 +284,20 @@ class Reply(_View):
         return "\n".join([f"> {self.command}", *(f"< {line}" for line in self._lines())])
 
     def _html(self) -> str:
-        style = _REFUSED_ROW if self.response.code >= 400 else ""
+        style = f' style="{_REFUSED}"' if self.response.code >= 400 else ""
         return f"<pre>&gt; {_e(self.command)}\n<span{style}>{_e(chr(10).join(self._lines()))}</span></pre>"
 
 
 # -- connections -----------------------------------------------------------------------
 
 
-class ConnectionList(_View):
-    """The session's connections (``%smtp_connections``)."""
+class ConnectionList(View):
+    """The session's connections (``%smtp_connections``), with the profile each came from."""
 
-    _HEADERS = ("name", "server", "state", "TLS", "user", "current")
+    _HEADERS = ("name", "server", "profile", "state", "TLS", "user", "current")
 
     def __init__(self, connections: Sequence[NamedConnection], current: str | None) -> None:
-        self.rows: list[tuple[str, str, str, str, str, str]] = []
+        self.rows: list[tuple[str, ...]] = []
         for conn in connections:
             client = conn.client
             connected = client.is_connected
@@ -347,6 +306,7 @@ class ConnectionList(_View):
                 (
                     conn.name,
                     conn.where,
+                    conn.profile or ("(embedded)" if conn.embedded else ""),
                     "open" if connected else "closed",
                     tls,
                     client.authenticated_as or "",
@@ -368,7 +328,7 @@ class ConnectionList(_View):
 # -- transcript ------------------------------------------------------------------------------
 
 
-class Log(_View):
+class Log(View):
     """A connection's conversation (``%smtp_log``): ``>`` client, ``<`` server, ``*`` event; secrets redacted."""
 
     def __init__(self, name: str, entries: Sequence[TranscriptEntry]) -> None:
@@ -394,7 +354,7 @@ class Log(_View):
 # -- the embedded server -------------------------------------------------------------------
 
 
-class ServerInfo(_View):
+class ServerInfo(View):
     """The embedded server's state (``%smtp_server``)."""
 
     def __init__(self, server: LocalServer | None, *, note: str = "") -> None:
@@ -410,7 +370,10 @@ class ServerInfo(_View):
         found = [name for name, on in (("STARTTLS", server.starttls), ("TLS", server.tls)) if on]
         if server.auth:
             users = ", ".join(sorted(server.users))
-            found.append(f"AUTH for demo user {users} (its password is in smtp_nb.server.DEMO_USERS)")
+            clear = " (also unencrypted)" if not server.auth_require_tls and (server.starttls or server.tls) else ""
+            found.append(
+                f"AUTH{clear} for demo user {users}, required before mail (password: smtp_nb.server.demo_password())"
+            )
         return ", ".join(found) or "plain, no AUTH"
 
     def _text(self) -> str:

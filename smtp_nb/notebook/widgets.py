@@ -1,19 +1,17 @@
-"""The capability explorer: pick an extension the server offers and read what it means.
+"""The capability explorer: pick an extension the server offers and read what it means (a live ipywidgets view).
 
-Imported only when a widget is shown (it needs ipywidgets). Its ``text/plain``
-form is the report's full text, so nbval compares something stable and
-meaningful instead of a widget id.
+Made only on request (``CapabilityReport.widget()``), never as a cell's output: a saved notebook holds
+the report's HTML instead. It reads ``Capabilities`` alone, so views and widgets do not import each other.
 """
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets
 
-if TYPE_CHECKING:
-    from .views import CapabilityReport
+from .capabilities import Capabilities
 
 __all__ = ["CapabilityExplorer"]
 
@@ -21,10 +19,11 @@ __all__ = ["CapabilityExplorer"]
 class CapabilityExplorer(ipywidgets.VBox):  # type: ignore[misc]
     """Summary (server, TLS, login) above a list of extensions; selecting one shows its meaning and parameters."""
 
-    def __init__(self, report: CapabilityReport, **kwargs: Any) -> None:
-        self.report = report
-        extensions = report.capabilities.extensions
-        lines = [report.heading(), *report.tls_lines(), report.login_line()]
+    def __init__(self, capabilities: Capabilities, *, text: str = "", **kwargs: Any) -> None:
+        self.capabilities = capabilities
+        self.text = text or capabilities.heading()
+        extensions = capabilities.extensions
+        lines = [capabilities.heading(), *capabilities.tls_lines(), capabilities.login_line()]
         self.summary = ipywidgets.HTML(
             value="".join(
                 f'<div style="color:#a40000;font-weight:bold">{html.escape(line)}</div>'
@@ -46,7 +45,7 @@ class CapabilityExplorer(ipywidgets.VBox):  # type: ignore[misc]
         super().__init__(children=[self.summary, ipywidgets.HBox([self.extensions, self.detail])], **kwargs)
 
     def _show(self, change: Any = None) -> None:
-        extension = self.report.capabilities.extension(self.extensions.value or "")
+        extension = self.capabilities.extension(self.extensions.value or "")
         if extension is None:
             self.detail.value = "<i>the server offers no extensions</i>"
             return
@@ -56,9 +55,9 @@ class CapabilityExplorer(ipywidgets.VBox):  # type: ignore[misc]
         self.detail.value = f"<div><b>{e(extension.keyword)}</b>{known}</div><div>{e(extension.meaning)}</div>{params}"
 
     def __repr__(self) -> str:
-        return repr(self.report)
+        return self.text
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = repr(self.report)  # ipywidgets cuts text/plain at 110 characters
+        bundle["text/plain"] = self.text  # real text, not the widget's repr (which ipywidgets cuts at 110 characters)
         return bundle

@@ -1,10 +1,10 @@
-"""The quickstart in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright, "Run All".
+"""The quickstart in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright.
 
-nbval compares what the kernel sends; this checks what a person sees: the capability explorer (an
-ipywidgets view, live: picking an extension asks the kernel for its meaning) and the table of
-replies of ``%%smtp_send`` rendered in the page. A screenshot goes to the test's folder and to
-``test-output/`` at the repository's root. Chromium is the system's (``.ci/run`` installs it);
-Playwright never downloads a browser here.
+nbval compares what the kernel sends; this checks what a person sees, after "Run All" and again after
+saving, shutting the kernel down and reopening the notebook: the capability table (a ``<details>`` per
+extension opens without a kernel), the table of replies of ``%%smtp_send``, the inbox, and no
+"Error displaying widget". Screenshots of both go to ``test-output/`` at the repository's root (the test
+prints their paths). Chromium is the system's (``.ci/run`` installs it); Playwright downloads no browser.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import ipykernel.kernelspec
 import nbformat
@@ -28,8 +28,11 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
+MERGE = ROOT / "notebooks" / "04-mail-merge.ipynb"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 SCREENSHOT = "jupyterlab-quickstart.png"
+REOPENED = "jupyterlab-quickstart-reopened.png"
+MERGE_SCREENSHOT = "jupyterlab-mail-merge-reopened.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,15 +52,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _working_copy(folder: pathlib.Path) -> pathlib.Path:
-    """The quickstart without its stored outputs, so that everything the page shows comes from this run."""
-    notebook = nbformat.read(QUICKSTART, as_version=4)
+def _working_copy(folder: pathlib.Path, original: pathlib.Path) -> pathlib.Path:
+    """A notebook without its stored outputs, so that everything the page shows comes from this run."""
+    notebook = nbformat.read(original, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
     notebook.metadata.pop("widgets", None)
-    copy = folder / QUICKSTART.name
+    copy = folder / original.name
     nbformat.write(notebook, copy)
     return copy
 
@@ -65,8 +68,8 @@ def _working_copy(folder: pathlib.Path) -> pathlib.Path:
 def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
     """Jupyter's folders inside ``home``: no settings, workspaces or kernels of the machine leak in.
 
-    The only kernel is ``python3`` for this interpreter (it has smtp_nb), and JupyterLab is told not
-    to offer news, which would be a request to the Internet.
+    The only kernel is ``python3`` for this interpreter (it has smtp_nb), JupyterLab is told not
+    to offer news, which would be a request to the Internet, and to draw every cell.
     """
     kernel = home / "data" / "kernels" / "python3"
     kernel.mkdir(parents=True)
@@ -74,6 +77,11 @@ def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
     notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # every cell in the page: JupyterLab otherwise draws only the cells near the view, and "the last cell"
+    # of the page would be whichever was drawn last
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     return {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
@@ -86,11 +94,15 @@ def _jupyter_environment(home: pathlib.Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def jupyterlab(tmp_path: pathlib.Path) -> Iterator[str]:
-    """JupyterLab serving a working copy of the quickstart on 127.0.0.1; yields the notebook's URL."""
+def jupyterlab(tmp_path: pathlib.Path) -> Iterator[tuple[Callable[[pathlib.Path], str], pathlib.Path]]:
+    """JupyterLab serving working copies of the quickstart and the merge notebook on 127.0.0.1.
+
+    Yields a function giving a notebook's URL, and the folder of the copies.
+    """
     work = tmp_path / "notebooks"
     work.mkdir()
-    _working_copy(work)
+    for original in (QUICKSTART, MERGE):
+        _working_copy(work, original)
     port, token = _free_port(), secrets.token_hex(16)
     server = subprocess.Popen(
         [
@@ -131,7 +143,7 @@ def jupyterlab(tmp_path: pathlib.Path) -> Iterator[str]:
         listening.wait(timeout=90)
         if server.poll() is not None or not any(f"127.0.0.1:{port}/lab" in line for line in log):
             pytest.fail("JupyterLab did not start:\n" + "".join(log[-40:]))
-        yield f"http://127.0.0.1:{port}/lab/tree/{QUICKSTART.name}?token={token}"
+        yield (lambda notebook: f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"), work
     finally:
         server.send_signal(signal.SIGTERM)  # JupyterLab shuts its kernels down, then exits
         try:
@@ -153,76 +165,145 @@ def _chromium() -> str:
     return str(CHROMIUM)
 
 
-@pytest.mark.timeout(300)
-def test_run_all_renders_the_capability_explorer_and_the_reply_table(jupyterlab, tmp_path):
+def _menu(page, menu: str, item: str) -> None:
+    page.locator(f".lm-MenuBar-itemLabel:text-is('{menu}')").click()
+    page.locator(f".lm-Menu-itemLabel:text-is('{item}')").click()
+
+
+def _check_outputs(page, expect) -> None:
+    """What must be on the page, live or reopened: the capability table, the replies, the inbox, no widget error."""
+    capabilities = page.locator("table.smtp-nb-capabilities")
+    expect(capabilities).to_have_count(1)
+    labels = capabilities.locator("tbody tr td:first-child").all_inner_texts()
+    assert labels == [
+        "PIPELINING",
+        "DSN",
+        "SIZE 33554432",
+        "8BITMIME",
+        "SMTPUTF8",
+        "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2",
+        "HELP",
+    ], labels
+    report = page.locator(".jp-OutputArea-output").filter(has=capabilities)
+    expect(report).to_contain_text("login: logged in as demo")
+    expect(report).to_contain_text(re.compile(r"TLS: TLSv1\.[23]"))
+    # Read-only and interactive without a kernel: a <details> per extension opens on a click.
+    auth = capabilities.locator("details").filter(has_text="login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2")
+    line = auth.locator("code").first
+    expect(line).to_be_hidden()
+    auth.locator("summary").click()
+    expect(line).to_have_text("250-AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2")
+
+    replies = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('recipient')"))
+    expect(replies).to_have_count(1)
+    rows = [row.locator("td").all_inner_texts() for row in replies.locator("tbody tr").all()]
+    assert [row[0] for row in rows] == ["grace@example.com", "audit@example.com", "DATA"]
+    assert [row[1] for row in rows] == ["250", "250", "250"]
+    assert rows[0][4] == rows[1][4] == "accepted"
+    assert re.fullmatch(r"queue id [0-9A-F]{10}", rows[2][4]), rows[2]
+    expect(page.locator(".jp-OutputArea-output").filter(has_text="sent via 'default'")).to_contain_text(
+        "2 of 2 recipients accepted"
+    )
+    inbox = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('subject')"))
+    expect(inbox).to_contain_text("Hello Grace")
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .widget-hbox").count() == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+
+
+def _screenshot(page, tmp_path: pathlib.Path, name: str, *, near: str = "table.smtp-nb-capabilities") -> pathlib.Path:
+    page.locator(near).last.scroll_into_view_if_needed()
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    keep = ROOT / "test-output"
+    keep.mkdir(exist_ok=True)
+    shutil.copyfile(shot, keep / name)
+    print(f"screenshot: {keep / name}")
+    return shot
+
+
+@pytest.mark.timeout(400)
+def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    url_of, folder = jupyterlab
+    url = url_of(QUICKSTART)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
-            page.goto(jupyterlab)
+            page.goto(url)
 
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")  # the notebook is open, every cell drawn
             code_cells = cells.count()
-            page.locator(".lm-MenuBar-itemLabel:text-is('Run')").click()
-            page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")  # the kernel is up: Run All runs
+            _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
-
-            # Every cell ran, in order, and none failed.
             prompts = cells.locator(".jp-InputPrompt").all_inner_texts()
-            assert prompts == [f"[{n}]:" for n in range(1, code_cells + 1)], prompts
-            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            assert prompts == [f"[{n}]:" for n in range(1, code_cells + 1)], prompts  # in order, none failed
+            _check_outputs(page, expect)
+            _screenshot(page, tmp_path, SCREENSHOT)
 
-            # The capability explorer: a widget view, not its text form.
-            explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".widget-select"))
-            expect(explorer).to_have_count(1)
-            summary = explorer.locator(".widget-html-content").first
-            expect(summary).to_contain_text("login: logged in as demo")
-            expect(summary).to_contain_text(re.compile(r"TLS: TLSv1\.[23]"))
-            options = explorer.locator(".widget-select select option").all_inner_texts()
-            assert [option.replace("\xa0", " ") for option in options] == [
-                "PIPELINING",
-                "DSN",
-                "SIZE 33554432",
-                "8BITMIME",
-                "SMTPUTF8",
-                "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2",
-                "HELP",
-            ]
-            detail = explorer.locator(".widget-html-content").last
-            expect(detail).to_contain_text("commands go out in batches")  # PIPELINING, selected first
-            explorer.locator(".widget-select select").select_option("AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2")
-            expect(detail).to_contain_text("login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2")  # the kernel answered
-
-            # The reply table of %%smtp_send, as HTML.
-            replies = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('recipient')"))
-            expect(replies).to_have_count(1)
-            rows = [
-                row.locator("td").all_inner_texts() for row in replies.locator("tbody tr").all()
-            ]  # recipient, code, status, reply, outcome
-            assert [row[0] for row in rows] == ["grace@example.com", "audit@example.com", "DATA"]
-            assert [row[1] for row in rows] == ["250", "250", "250"]
-            assert rows[0][4] == rows[1][4] == "accepted"
-            assert re.fullmatch(r"queue id [0-9A-F]{10}", rows[2][4]), rows[2]
-            expect(page.locator(".jp-OutputArea-output").filter(has_text="sent via 'default'")).to_contain_text(
-                "2 of 2 recipients accepted"
-            )
-            inbox = page.locator("table.smtp-nb").filter(has=page.locator("th:text-is('subject')"))
-            expect(inbox).to_contain_text("Hello Grace")
-
-            explorer.scroll_into_view_if_needed()
-            shot = tmp_path / SCREENSHOT
-            page.screenshot(path=str(shot))
+            # Save, shut the kernel down, close the notebook, and open it again (a new kernel, no widget models).
+            page.keyboard.press("Control+s")
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+            _menu(page, "Kernel", "Shut Down Kernel")
+            saved = nbformat.read(folder / QUICKSTART.name, as_version=4)
+            assert saved.cells[-1].outputs, "the notebook was not saved with its outputs"
+            page.goto("about:blank")
+            page.goto(url)
+            expect(cells.last).to_contain_text("%smtp_quit")
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            _check_outputs(page, expect)
+            _screenshot(page, tmp_path, REOPENED)
         finally:
             browser.close()
-    assert shot.stat().st_size > 10_000
-    keep = ROOT / "test-output"
-    keep.mkdir(exist_ok=True)
-    shutil.copyfile(shot, keep / SCREENSHOT)
+
+
+@pytest.mark.timeout(400)
+def test_the_merge_notebook_reopened_shows_its_summary_and_no_widget_error(jupyterlab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url_of, folder = jupyterlab
+    url = url_of(MERGE)
+    summary = re.compile(r"Merge 'default': 2 accepted, 1 unknown, 2 skipped")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=WAIT_MS)
+            page.goto(url)
+            cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+            expect(cells.last).to_contain_text("%smtp_quit")
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")
+            _menu(page, "Run", "Run All Cells")
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            expect(page.locator(".jp-OutputArea-output").filter(has_text=summary)).to_have_count(1)
+            # the %%smtp_merge --send cell ran with a live progress bar: finished, it is static text
+            sent = cells.filter(has_text="%%smtp_merge students --key id --send")
+            expect(sent.locator(".jp-OutputArea-output").first).to_contain_text("merge: ")
+            assert page.locator(".jp-OutputArea-output .widget-progress").count() == 0
+
+            page.keyboard.press("Control+s")
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+            _menu(page, "Kernel", "Shut Down Kernel")
+            page.goto("about:blank")
+            page.goto(url)
+            expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
+            expect(page.locator("table.smtp-nb-capabilities")).to_have_count(1)
+            expect(page.locator(".jp-OutputArea-output").filter(has_text=summary)).to_have_count(1)
+            assert page.get_by_text("Error displaying widget").count() == 0
+            _screenshot(page, tmp_path, MERGE_SCREENSHOT, near=".jp-OutputArea-output >> text=Merge 'default'")
+        finally:
+            browser.close()
+    saved = nbformat.read(folder / MERGE.name, as_version=4)
+    kinds = {kind for cell in saved.cells for output in cell.get("outputs", []) for kind in output.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" not in kinds
 
 
 def test_ci_installs_the_chromium_this_test_drives():

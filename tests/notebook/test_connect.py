@@ -81,7 +81,7 @@ def test_implicit_tls_server_with_prompted_password(ip, tls_server, monkeypatch)
         ip,
         f"%smtp_connect 127.0.0.1:{tls_server.port} --tls --cafile {tls_server.ca_path} --user demo --prompt-password",
     )
-    assert prompts == ["SMTP password for demo at 127.0.0.1: "]
+    assert prompts == [f"SMTP password for demo at 127.0.0.1:{tls_server.port}: "]
     assert report.capabilities.user == "demo"
     assert report.capabilities.tls.verified
     assert "demo-password" not in _everything_shown(captured, report)
@@ -128,7 +128,9 @@ def test_password_typed_as_the_variable_name_is_not_repeated(ip, auth_server):
 def test_unknown_option_is_named_without_its_value(ip):
     with (
         shown() as captured,
-        pytest.raises(UsageError, match=r"unknown option --pasword \(the values given are not shown\)"),
+        pytest.raises(
+            UsageError, match=r"unknown option --pasword \(the values given are not shown: one may be a password"
+        ),
     ):
         ip.run_cell(f"%smtp_connect smtp.example.com --pasword {PASSWORD}")
     assert PASSWORD not in captured.stderr
@@ -160,7 +162,8 @@ def test_connection_refused_is_one_line(ip):
     with pytest.raises(SMTPNotebookError) as raised:
         ip.run_cell(f"%smtp_connect 127.0.0.1:{port} --timeout 5")
     (line,) = raised.value._render_traceback_()
-    assert line.startswith(f"SMTPConnectError: cannot connect to 127.0.0.1:{port}")
+    assert line.startswith(f"SMTPConnectError: nothing is listening on 127.0.0.1:{port} (connection refused)")
+    assert "%smtp_server" in line and "--profile NAME" in line
 
 
 def test_timeout_is_one_line_and_closes_the_connection(ip, session):
@@ -184,12 +187,12 @@ def test_several_connections_use_and_list(ip, server, auth_server, session):
     run(ip, f"%smtp_connect 127.0.0.1:{server.port} --name plain")
     run(ip, f"%smtp_connect 127.0.0.1:{auth_server.port} --name auth")
     assert session.current == "auth"
-    _, captured = run(ip, "%smtp_use plain")
-    assert captured.stdout == f"current connection: 'plain' (127.0.0.1:{server.port})\n"
+    note, _ = run(ip, "%smtp_use plain")
+    assert repr(note) == f"current connection: 'plain' (127.0.0.1:{server.port})"
     table, _ = run(ip, "%smtp_connections")
     assert [row[0] for row in table.rows] == ["plain", "auth"]
-    assert [row[5] for row in table.rows] == ["*", ""]
-    assert table.rows[0][1:5] == (f"127.0.0.1:{server.port}", "open", "no", "")
+    assert [row[6] for row in table.rows] == ["*", ""]
+    assert table.rows[0][1:6] == (f"127.0.0.1:{server.port}", "", "open", "no", "")
     with pytest.raises(UsageError, match=r"no connection named 'nope' \(open connections: plain, auth\)"):
         ip.run_cell("%smtp_use nope")
 
@@ -198,13 +201,14 @@ def test_quit_one_and_all(ip, server, session):
     run(ip, f"%smtp_connect 127.0.0.1:{server.port} --name a")
     run(ip, f"%smtp_connect 127.0.0.1:{server.port} --name b")
     client_b = session.get("b").client
-    _, captured = run(ip, "%smtp_quit")
-    assert captured.stdout == f"closed connection 'b' (127.0.0.1:{server.port})\n"
+    note, _ = run(ip, "%smtp_quit")
+    assert repr(note) == f"closed connection 'b' (127.0.0.1:{server.port})"
+    assert note._repr_html_() == f"<div>closed connection &#x27;b&#x27; (127.0.0.1:{server.port})</div>"
     assert not client_b.is_connected and session.current == "a"
     run(ip, "%smtp_quit --all")
     assert session.names() == []
-    _, captured = run(ip, "%smtp_quit --all")
-    assert captured.stdout == "no open connection to close\n"
+    note, _ = run(ip, "%smtp_quit --all")
+    assert repr(note) == "no open connection to close"
     table, _ = run(ip, "%smtp_connections")
     assert repr(table) == "no SMTP connections (open one with %smtp_connect)"
 
@@ -225,33 +229,35 @@ def test_ehlo_shows_unknown_extensions_as_such(ip):
 
 
 def test_capability_widget_holds_the_parsed_capabilities(ip, session):
-    run(ip, "%smtp_server --auth")
+    run(ip, "%smtp_server --starttls --auth")
     report, _ = run(ip, "%smtp_connect")
-    assert report._repr_mimebundle_() is None  # not in a kernel: no widget view offered
     explorer = report.widget()
     labels = explorer.extensions.get_state()["_options_labels"]
     assert "SIZE 33554432" in labels and "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2" in labels
     explorer.extensions.value = "AUTH"
     assert "login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2" in explorer.detail.get_state()["value"]
     assert "logged in as demo" in explorer.summary.get_state()["value"]
-    assert explorer._repr_mimebundle_()["text/plain"] == repr(report)
-    assert "demo-password" not in str(explorer.get_state()) + str(explorer.extensions.get_state())
+    assert explorer._repr_mimebundle_()["text/plain"] == repr(report) == repr(explorer)
+    assert session.server.users["demo"] not in str(explorer.get_state()) + str(explorer.extensions.get_state())
 
 
-def test_widget_view_is_offered_in_a_kernel_unless_configured_off(ip, session):
-    run(ip, "%smtp_server")
+def test_capability_view_is_html_and_text_only_even_in_a_kernel(ip, session):
+    """No widget view in a cell's output: a saved notebook must read the same without a kernel."""
+    run(ip, "%smtp_server --starttls --auth")
     ip.kernel = object()  # what ipykernel's shell has
     try:
-        report, _ = run(ip, "%smtp_connect")
-        data, _ = ip.display_formatter.format(report)
-        assert {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"} <= set(data)
-        assert data["text/plain"] == repr(report)
-        run(ip, "%config SMTPMagics.widgets = False")
-        report, _ = run(ip, "%smtp_ehlo")
-        data, _ = ip.display_formatter.format(report)
-        assert set(data) == {"text/plain", "text/html"}
+        for line in ("%smtp_connect", "%smtp_ehlo"):
+            report, _ = run(ip, line)
+            data, _ = ip.display_formatter.format(report)
+            assert set(data) == {"text/plain", "text/html"}
+            assert data["text/plain"] == repr(report)
     finally:
         del ip.kernel
+    html = report._repr_html_()
+    assert html.count("<details>") == len(report.capabilities.extensions) == 7
+    assert "<summary>login methods: CRAM-MD5, LOGIN, PLAIN, XOAUTH2</summary>" in html
+    assert "EHLO line: <code>250-AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2</code>" in html
+    assert "<summary>" in html and "<script" not in html and "widget" not in html
 
 
 def test_config_sets_timeout_and_validates(ip, server, session, caplog):
@@ -275,12 +281,25 @@ def test_config_connect_options_apply_and_refuse_credentials(ip, server, session
 
 
 def test_help_is_written_for_a_person(ip):
-    _, captured = run(ip, "%smtp_connect --help")
-    assert captured.stdout.startswith("%smtp_connect [--port PORT]")
-    assert "--password-env VAR    read the password from environment variable VAR" in captured.stdout
+    text, captured = run(ip, "%smtp_connect --help")
+    assert repr(text).startswith("%smtp_connect [--profile NAME] [--port PORT]") and "Out[" in captured.stdout
+    assert "--password-env VAR    read the password from environment variable VAR" in repr(text)
+    assert text._repr_html_().startswith("<pre>%smtp_connect")
     for magic in ("smtp_server", "smtp_inbox", "smtp_use", "smtp_connections", "smtp_quit", "smtp_ehlo", "smtp_log"):
-        _, captured = run(ip, f"%{magic} --help")
-        assert captured.stdout.startswith(f"%{magic}")
+        text, _ = run(ip, f"%{magic} --help")
+        assert repr(text).startswith(f"%{magic}")
+
+
+@pytest.mark.parametrize("magic", ["smtp_send", "smtp_merge"])
+def test_cell_magics_help_says_two_percent_signs(ip, magic):
+    with shown() as captured:
+        ip.run_cell(f"%%{magic}?\n")
+    assert f"%%{magic} [" in captured.stdout and "options:" in captured.stdout
+    text, _ = run(ip, f"%%{magic} --help\nbody")
+    if magic == "smtp_send":
+        assert repr(text).startswith("%%smtp_send [--from ADDRESS]")
+    with pytest.raises(UsageError, match=f"^%%{magic}: unrecognized arguments: .*--nope"):
+        ip.run_cell(f"%%{magic} rows --nope\nSubject: x\n\nbody")
 
 
 def test_certificate_failure_names_the_magics_options(ip, tls_server):

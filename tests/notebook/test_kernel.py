@@ -35,7 +35,7 @@ def test_a_notebook_session_in_a_real_kernel(tmp_path, monkeypatch):
 
     assert _text(cells[1]).startswith("embedded SMTP server on 127.0.0.1:")
     connect = cells[2]["outputs"][0]["data"]
-    assert {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"} <= set(connect)
+    assert set(connect) == {"text/plain", "text/html"}  # no widget view: it would not survive the kernel
     assert "login: logged in as demo" in connect["text/plain"]
     assert "TLS: TLS" in connect["text/plain"]
     sent = _text(cells[4])
