@@ -126,4 +126,4 @@ def test_a_unicode_space_around_the_address_is_refused_not_stripped(email_field)
     """Stripped, the envelope went to bo@example.com while the To header, as a reader parses it, said otherwise."""
     with pytest.raises(RowError) as info:
         MergeTemplate(TEMPLATE).render({"name": "Bo", "email": email_field, "subject": "hi"}, 2)
-    assert "invalid email address" in str(info.value)
+    assert "is not a valid email address" in str(info.value)
