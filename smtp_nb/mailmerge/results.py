@@ -65,6 +65,13 @@ class MergeValidationError(MergeError, ValueError):
         shown = "; ".join(str(p) for p in problems[:3])
         more = f" (and {total - 3} more)" if total > 3 else ""
         super().__init__(f"{total} problem(s) in {rows} row(s), nothing was sent: {shown}{more}")
+        #: Set once the table of problems is on screen: the one-line error then does not repeat them.
+        self.shown = False
+
+    def _render_traceback_(self) -> list[str]:
+        if self.shown:
+            return [f"{type(self).__name__}: {self.total} problem(s) in {self.rows} row(s), nothing was sent (above)"]
+        return super()._render_traceback_()
 
     def _table_rows(self) -> list[list[Any]]:
         return [[p.row, p.column, p.problem] for p in self.problems]

@@ -8,28 +8,33 @@ change from the loop thread.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import os
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import cell_magic, magics_class, no_var_expand
+from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from smtp_nb.client import SMTP
 from smtp_nb.mailmerge import (
     DEFAULT_JOURNAL,
+    MergeError,
+    MergeOptions,
     MergePreview,
     MergeResult,
     MergeTemplate,
     MergeValidationError,
     TemplateError,
     merge,
+    merge_sync,
 )
-from smtp_nb.mailmerge.merge import rate
+from smtp_nb.mailmerge.progress import describe, done
 
-from .errors import MessageError
+from .errors import MessageError, SMTPNotebookError
 from .magics import SessionMagics, call_connection, parse_arguments
 
 __all__ = ["MergeMagics"]
@@ -47,6 +52,7 @@ class MergeMagics(SessionMagics):
     @argument("--html-template", metavar="VAR", help="a variable holding an HTML template for the HTML part")
     @argument("--attachments", metavar="COLUMN", help="a column of file paths to attach (several: separate with ;)")
     @argument("--attach", action="append", default=[], metavar="PATH", help="attach this file to every message")
+    @argument("--attachments-root", metavar="FOLDER", help="the folder attachment paths are inside (default: here)")
     @argument("--preview", type=int, default=3, metavar="N", help="how many messages to preview (default 3)")
     @argument("--limit", type=int, metavar="N", help="send at most N new rows this time")
     @argument("--rate", metavar="N/UNIT", help="at most this many messages, e.g. 30/min, 2/s, 500/h")
@@ -59,19 +65,28 @@ class MergeMagics(SessionMagics):
     )
     @argument("--campaign", default="default", metavar="NAME", help="the campaign within the journal")
     @argument("--resend-unknown", action="store_true", help="send again the rows whose outcome is unknown")
-    @argument("--continue", dest="continue_changed", action="store_true", help="go on after the template changed")
+    @argument(
+        "--continue",
+        dest="continue_changed",
+        action="store_true",
+        help="rows accepted earlier with another message or by another server count as sent; send the rest",
+    )
     @argument("--name", help="the connection to send with (default: the current one)")
     @argument("-o", "--output", metavar="VAR", help="store the result in the variable VAR")
     @no_var_expand
-    @cell_magic
-    def smtp_merge(self, line: str, cell: str) -> MergePreview | MergeResult | None:
+    @line_cell_magic
+    def smtp_merge(self, line: str, cell: str | None = None) -> MergePreview | MergeResult | None:
         """Merge the cell (headers, an empty line, the body; {{ column }} fields) with every row.
 
         Every row is rendered and checked first; any problem is listed (row,
         column, what is wrong) and nothing is sent. Without --send the first
         messages are shown as they would be sent. With --send, each row is
         marked in the journal before it leaves and recorded when the server
-        answers, so running the cell again sends only what is left.
+        answers, so running the cell again sends only what is left. Mail the
+        embedded server accepts is a rehearsal: sending to a real server
+        afterwards sends every row. Rows accepted with another message (new
+        data, a new template) or by another server stop the merge: give
+        --campaign NEW to send everyone, or --continue to count them as sent.
 
             %%smtp_merge students --key id --send --rate 30/min
             From: Course Office <office@example.com>
@@ -85,6 +100,8 @@ class MergeMagics(SessionMagics):
             return None
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"%%smtp_merge: -o needs a variable name, not {args.output!r}")
+        if cell is None or not cell.strip():
+            raise UsageError("%%smtp_merge: no template; write it in the cell below the %%smtp_merge line")
         rows = self._rows(args.rows)
         html = None
         if args.html_template is not None:
@@ -92,30 +109,37 @@ class MergeMagics(SessionMagics):
             if not isinstance(html, str):
                 raise UsageError(f"%%smtp_merge: --html-template {args.html_template} is not a text variable")
         try:
-            template = MergeTemplate(
-                cell, html=html, markdown=args.html, attachments=args.attachments, files=args.attach
+            options = MergeOptions(
+                send=args.send,
+                key=args.key,
+                preview=args.preview,
+                limit=args.limit,
+                rate=args.rate,
+                concurrency=args.concurrency,
+                retries=args.retries,
+                retry_delay=args.retry_delay,
+                stop_after_failures=args.stop_after_failures,
+                journal=args.journal,
+                campaign=args.campaign,
+                resend_unknown=args.resend_unknown,
+                continue_changed=args.continue_changed,
+                html=html,
+                markdown=args.html,
+                attachments=args.attachments,
+                files=args.attach,
+                attachments_root=args.attachments_root,
             )
+        except ValueError as exc:
+            raise UsageError(f"%%smtp_merge: {_in_option_words(str(exc))}; see %%smtp_merge --help") from None
+        try:
+            template = options.template(cell)
         except (TemplateError, ValueError) as exc:
             raise MessageError(f"the template: {exc}") from exc
-        options: dict[str, Any] = {
-            "send": args.send,
-            "key": args.key,
-            "preview": args.preview,
-            "limit": args.limit,
-            "rate": args.rate,
-            "concurrency": args.concurrency,
-            "retries": args.retries,
-            "retry_delay": args.retry_delay,
-            "stop_after_failures": args.stop_after_failures,
-            "journal": args.journal,
-            "campaign": args.campaign,
-            "resend_unknown": args.resend_unknown,
-            "continue_changed": args.continue_changed,
-        }
         try:
             result = self._run(template, rows, options, args.name)
         except MergeValidationError as exc:
-            display(exc)  # the table of problems; then the cell fails with one line
+            display(exc)  # the table of problems; the cell then fails with one line that does not repeat them
+            exc.shown = True
             raise
         if args.output:
             self.namespace[args.output] = result
@@ -131,45 +155,77 @@ class MergeMagics(SessionMagics):
             "give the name of a DataFrame or a list of dicts, or the path of a CSV file"
         )
 
-    def _run(self, template: MergeTemplate, rows: Any, options: dict[str, Any], name: str | None) -> Any:
+    def _run(self, template: MergeTemplate, rows: Any, options: MergeOptions, name: str | None) -> Any:
         has_connection = name is not None or self.session.current is not None
-        if not options["send"] and not has_connection:
-            from smtp_nb.mailmerge import merge_sync
-
-            return merge_sync(template, rows, progress=False, **options)
-        progress, finish = self._progress() if options["send"] else (None, lambda: None)
+        if not options.send and not has_connection:
+            return merge_sync(template, rows, options=options, progress=False)
+        embedded = self.session.get(name).embedded
+        progress, finish = self._progress() if options.send else (None, _no_summary)
 
         async def operation(client: SMTP) -> Any:
-            return await merge(template, rows, client=client, progress=progress or False, **options)
+            return await merge(
+                template, rows, options=options, client=client, embedded=embedded, progress=progress or False
+            )
 
+        result = None
         try:
-            return call_connection(self.session, operation, name, retry=False)
+            result = call_connection(self.session, operation, name, retry=False)
+            return result
+        except SMTPNotebookError as exc:
+            if isinstance(exc.error, MergeError):
+                raise exc.error from None  # the merge's own error, already one line
+            raise
         finally:
-            finish()
+            finish(result)
 
-    def _progress(self) -> tuple[Callable[[dict[str, int]], None] | None, Callable[[], None]]:
-        """A progress bar shown now (main thread) and moved from the session's loop thread."""
+    def _progress(self) -> tuple[Callable[[dict[str, int]], None] | None, Callable[[Any], None]]:
+        """A progress bar shown now (main thread), moved from the session's loop thread, and replaced by a
+        static line when the merge ends: a saved notebook shows the outcome, not a widget."""
         if getattr(self.shell, "kernel", None) is None or os.environ.get("TQDM_DISABLE"):
-            return None, lambda: None
+            return None, _no_summary
         try:
             import ipywidgets
         except ImportError:
-            return None, lambda: None
+            return None, _no_summary
         bar = ipywidgets.IntProgress(value=0, min=0, max=1, description="merge")
-        label = ipywidgets.Label("starting")
-        display(ipywidgets.HBox([bar, label]))
+        label = ipywidgets.Label("checking the rows")
+        box = ipywidgets.HBox([bar, label])
+        handle = display(box, display_id=True)
 
         def update(counts: dict[str, int]) -> None:
-            done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
-            bar.max = max(bar.max, done + counts.get("in_flight", 0))
-            bar.value = done
-            label.value = (
-                f"{counts['accepted']} accepted, {counts['refused'] + counts['failed']} refused, "
-                f"{counts['retried']} retried, {rate(counts)}"
-            )
+            bar.max = max(1, counts.get("total", 0))
+            bar.value = min(done(counts), bar.max)
+            label.value = describe(counts)
 
-        def finish() -> None:
-            bar.bar_style = "success"
-            label.value += " — done"
+        def finish(result: Any) -> None:
+            line = result.summary() if isinstance(result, MergeResult) else f"merge stopped: {label.value}"
+            if handle is not None:
+                handle.update(StaticLine(line))
+            box.close()
 
         return update, finish
+
+
+class StaticLine:
+    """What replaces the progress bar when the merge ends: one line of text, in HTML and plain text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<div>{html.escape(self.text)}</div>"
+
+
+def _no_summary(result: Any) -> None:
+    return None
+
+
+def _in_option_words(text: str) -> str:
+    """The option's Python name as the magic spells it: retry_delay → --retry-delay."""
+    name, _, rest = text.partition(" ")
+    if name in {f.name for f in dataclasses.fields(MergeOptions)}:
+        return f"--{name.replace('_', '-')} {rest}"
+    return text

@@ -79,8 +79,12 @@ def test_bad_rows_show_the_table_and_fail_in_one_line(ip, server, tmp_path):
     with shown() as captured, pytest.raises(MergeValidationError) as info:
         ip.run_cell(cell("students --send", tmp_path / "j.sqlite"))
     assert "row 4, email: holds a line break" in str(info.value)
-    assert info.value._render_traceback_() == [f"MergeValidationError: {info.value}"]
-    assert any("<table" in o.data.get("text/html", "") for o in captured.outputs)
+    # shown once: the table lists the problems, the one-line error only counts them
+    assert info.value._render_traceback_() == [
+        "MergeValidationError: 1 problem(s) in 1 row(s), nothing was sent (above)"
+    ]
+    tables = [o.data["text/html"] for o in captured.outputs if "<table" in o.data.get("text/html", "")]
+    assert len(tables) == 1 and "holds a line break" in tables[0]
     assert not server.messages
 
 
@@ -94,3 +98,47 @@ def test_template_and_argument_errors(ip, server, tmp_path):
         ip.run_cell(cell("students --frobnicate", tmp_path / "j.sqlite"))
     _, captured = run(ip, "%%smtp_merge --help\nFrom: a@example.com\n")
     assert "--stop-after-failures" in captured.stdout and "Merge the cell" in captured.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ("--rate fast", "--rate 'fast' is not like '30/min'"),
+        ("--concurrency 0", "--concurrency must be a whole number of at least 1"),
+        ("--preview -1", "--preview must be a whole number of at least 0"),
+        ("--retry-delay -2", "--retry-delay must be a number of seconds"),
+        ("--limit 0", "--limit must be a whole number of at least 1"),
+    ],
+)
+def test_every_bad_option_is_one_usage_line(ip, tmp_path, options, said):
+    ip.user_ns["students"] = students(2)
+    with pytest.raises(UsageError) as info:
+        ip.run_cell(cell(f"students {options}", tmp_path / "j.sqlite"))
+    assert said in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("%%smtp_merge: ")
+
+
+def test_help_without_a_template(ip):
+    """IPython refuses an empty cell before any magic runs; it then points to the line magic, which shows help."""
+    with pytest.raises(UsageError, match=r"Did you mean the line magic %smtp_merge"):
+        ip.run_cell("%%smtp_merge --help\n")
+    _, captured = run(ip, "%smtp_merge --help")
+    assert "--attachments-root" in captured.stdout and "rehearsal" in captured.stdout
+    _, captured = run(ip, "%%smtp_merge --help\n\n")
+    assert "--attachments-root" in captured.stdout
+
+
+def test_a_rehearsal_on_the_embedded_server_then_the_real_one_sends_everyone(ip, server, tmp_path):
+    ip.user_ns["students"] = students(3)
+    journal = tmp_path / "j.sqlite"
+    run(ip, "%smtp_server")
+    run(ip, "%smtp_connect")
+    rehearsal, _ = run(ip, cell("students --send", journal))
+    assert rehearsal.counts["accepted"] == 3 and rehearsal.sent == 0
+    assert "3 rehearsed on the embedded server" in rehearsal.summary()
+    assert {r["status"] for r in rehearsal.rows()} == {"rehearsed"}
+    run(ip, "%smtp_quit")
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    real, _ = run(ip, cell("students --send", journal))
+    assert (real.counts["accepted"], real.counts["skipped"]) == (3, 0)
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"s{i}@example.com" for i in range(3)]
