@@ -12,7 +12,36 @@ from .client import __all__ as _client_all
 
 __version__ = "0.1.0"
 
-__all__ = [*_client_all, "load_ipython_extension", "merge", "merge_sync", "session", "unload_ipython_extension"]
+#: The merge's exceptions, imported from smtp_nb.mailmerge when first asked for (it needs jinja2).
+_MERGE_ERRORS = (
+    "DestinationChanged",
+    "JournalError",
+    "MergeBusy",
+    "MergeError",
+    "MergeStopped",
+    "MergeValidationError",
+    "MessagesChanged",
+    "TemplateChanged",
+    "TemplateError",
+)
+
+__all__ = [
+    *_client_all,
+    *_MERGE_ERRORS,
+    "load_ipython_extension",
+    "merge",
+    "merge_sync",
+    "session",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MERGE_ERRORS:
+        from . import mailmerge
+
+        return getattr(mailmerge, name)
+    raise AttributeError(f"module 'smtp_nb' has no attribute {name!r}")
 
 
 async def merge(template: Any, rows: Any, **options: Any) -> Any:

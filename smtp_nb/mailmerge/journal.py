@@ -77,7 +77,7 @@ def _advice(path: str, error: BaseException) -> str:
     if os.path.isdir(path):
         return f"the journal {path} is a folder, not a file: give a file path with --journal / journal="
     if not os.path.isdir(folder):
-        return f"the journal's folder {folder} does not exist: create it, or give another --journal / journal="
+        return f"the journal {path} cannot be made: its folder does not exist; create it, or give another --journal"
     if "full" in text:
         return f"the disk holding the journal {path} is full: free some space and run the merge again"
     if (
