@@ -320,8 +320,8 @@ class MergeTemplate:
         problems: list[Problem],
     ) -> list[tuple[str, str]] | None:
         """The header's mailboxes, if the row kept the template's structure and every mailbox is valid."""
-        shape = _count_mailboxes(header.template.render(_tokens(context, header.fields)))
-        actual = _count_mailboxes(value)
+        shape = _structure(header.template.render(_tokens(context, header.fields)))
+        actual = _structure(value)
         if actual != shape:
             suspects = [f for f in sorted(header.fields) if _holds_address_syntax(row.get(f))]
             named = ", ".join(suspects or sorted(header.fields))
@@ -329,7 +329,8 @@ class MergeTemplate:
                 Problem(
                     number,
                     named,
-                    f"the {header.name} header would hold {actual} address(es) where the template puts {shape}: "
+                    f"the {header.name} header would hold {actual[0]} address(es) and {actual[1]} <...> where the "
+                    f"template puts {shape[0]} and {shape[1]}: "
                     f"a row's values cannot add or remove recipients (write {{{{ email | mailbox(name) }}}})",
                 )
             )
@@ -448,9 +449,9 @@ def _holds_address_syntax(value: Any) -> bool:
     return any(isinstance(i, str) and (any(c in _ADDRESS_SYNTAX for c in i) or i.count("@") > 1) for i in items)
 
 
-def _count_mailboxes(value: str) -> int:
-    """How many mailboxes an address-list value holds, by its structure alone (commas, groups, quotes, <>)."""
-    count, text, quoted, angle, comment, escaped = 0, False, False, False, 0, False
+def _structure(value: str) -> tuple[int, int]:
+    """An address-list value's structure alone: (mailboxes, <angle-addr>s), from commas, groups, quotes and <>."""
+    count, text, quoted, angle, comment, escaped, angles = 0, False, False, False, 0, False, 0
     for char in value:
         if escaped:
             escaped = False
@@ -466,6 +467,7 @@ def _count_mailboxes(value: str) -> int:
             comment = 1
         elif char == "<":
             angle = text = True
+            angles += 1
         elif char == ">":
             angle = False
         elif angle:
@@ -477,7 +479,7 @@ def _count_mailboxes(value: str) -> int:
             text = False  # a group's name: its members follow
         elif not char.isspace():
             text = True
-    return count + text
+    return count + text, angles
 
 
 def _one_per_column(problems: list[Problem]) -> list[Problem]:
