@@ -40,9 +40,28 @@ from .magics import SessionMagics, call_connection, parse_arguments
 __all__ = ["MergeMagics"]
 
 
+def help_alone(lines: list[str]) -> list[str]:
+    """An input transformer: ``%%smtp_merge --help`` with nothing below becomes ``%smtp_merge --help``.
+
+    IPython refuses a cell magic with an empty body before the magic runs;
+    asking for help should not need a template.
+    """
+    if lines and lines[0].startswith("%%smtp_merge") and not "".join(lines[1:]).strip():
+        words = lines[0].split()
+        if "--help" in words or "-h" in words:
+            return [lines[0][1:]]
+    return lines
+
+
 @magics_class
 class MergeMagics(SessionMagics):
     """The mail merge as a cell magic."""
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        transformers = getattr(shell, "input_transformers_cleanup", None)
+        if transformers is not None and help_alone not in transformers:
+            transformers.append(help_alone)
 
     @magic_arguments()
     @argument("rows", help="the variable holding the rows (DataFrame, list of dicts), or a CSV file's path")

@@ -118,10 +118,11 @@ def test_every_bad_option_is_one_usage_line(ip, tmp_path, options, said):
     assert str(info.value).startswith("%%smtp_merge: ")
 
 
-def test_help_without_a_template(ip):
-    """IPython refuses an empty cell before any magic runs; it then points to the line magic, which shows help."""
-    with pytest.raises(UsageError, match=r"Did you mean the line magic %smtp_merge"):
-        ip.run_cell("%%smtp_merge --help\n")
+def test_help_works_with_an_empty_cell(ip):
+    _, captured = run(ip, "%%smtp_merge --help")
+    assert "--attachments-root" in captured.stdout and "rehearsal" in captured.stdout
+    _, captured = run(ip, "%%smtp_merge --help\n")
+    assert "--attachments-root" in captured.stdout
     _, captured = run(ip, "%smtp_merge --help")
     assert "--attachments-root" in captured.stdout and "rehearsal" in captured.stdout
     _, captured = run(ip, "%%smtp_merge --help\n\n")
