@@ -45,17 +45,37 @@ def __getattr__(name: str) -> Any:
 
 
 async def merge(template: Any, rows: Any, **options: Any) -> Any:
-    """Mail merge: see ``smtp_nb.mailmerge.merge`` (needs the ``merge`` extra)."""
+    """Mail merge: see ``smtp_nb.mailmerge.merge`` (needs the ``merge`` extra).
+
+    Mail to the kernel's embedded server (``%smtp_server``) is a rehearsal unless ``embedded=`` says otherwise.
+    """
     from .mailmerge import merge as run
 
-    return await run(template, rows, **options)
+    return await run(template, rows, **_with_embedded(options))
 
 
 def merge_sync(template: Any, rows: Any, **options: Any) -> Any:
     """``merge()`` from synchronous code, including inside Jupyter's running loop."""
     from .mailmerge import merge_sync as run
 
-    return run(template, rows, **options)
+    return run(template, rows, **_with_embedded(options))
+
+
+def _with_embedded(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``embedded=True`` if they reach the session's embedded server (a running kernel's)."""
+    import sys
+
+    module = sys.modules.get("smtp_nb.notebook.session")  # not imported: no session, no embedded server
+    if "embedded" in options or module is None:
+        return options
+    server = module.get_session().server
+    client = options.get("client")
+    target = options.get("smtp") or {}
+    host = client.hostname if client is not None else target.get("hostname")
+    port = client.port if client is not None else target.get("port")
+    if server is not None and server.running and (host, port) == (server.host, server.port):
+        return {**options, "embedded": True}
+    return options
 
 
 def session() -> Any:

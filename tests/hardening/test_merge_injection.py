@@ -12,9 +12,9 @@ message text that tries to end the data early, through a real server.
 from __future__ import annotations
 
 import email
-import os
 import email.message
 import email.policy
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -169,7 +169,7 @@ def test_the_address_as_typed_and_its_column():
         MergeTemplate(template).render({"name": "Edsger", "email": "edsger(at)example"}, 2)
     (problem,) = info.value.problems
     assert problem.column == "email" and problem.problem.startswith("'edsger(at)example' is not a valid email")
-    with pytest.raises(RowError, match="'bo@@example.com' is not a valid email address"):
+    with pytest.raises(RowError, match=r"'bo@@example\.com' is not a valid email address"):
         MergeTemplate(template).render({"name": "Bo", "email": "bo@@example.com"}, 2)
 
 

@@ -143,7 +143,7 @@ def test_a_read_only_or_full_journal_is_named(tmp_path):
         journal.acquire("c", "f")  # SQLite's own refusal to write
     with Journal(path) as journal:
         _full_disk(journal)
-        with pytest.raises(JournalError, match="disk holding the journal .* is full"):
+        with pytest.raises(JournalError, match=r"disk holding the journal .* is full"):
             for i in range(200):
                 journal.claim("c", f"k{i}" * 50, row=i, recipients=["a@example.com"], message_id="<x>",
                               fingerprint="", run=1)  # fmt: skip
@@ -199,7 +199,7 @@ def test_a_second_merge_of_the_campaign_stops_while_the_first_sends(tmp_path):
         thread.start()
         try:
             assert first_sending.wait(30)
-            with pytest.raises(MergeBusy, match="another merge .* is sending campaign 'default'"):
+            with pytest.raises(MergeBusy, match=r"another merge .* is sending campaign 'default'"):
                 smtp_nb.merge_sync(TEMPLATE, people(5), send=True, **options(server, tmp_path))
         finally:
             go_on.set()
@@ -260,3 +260,16 @@ def test_merge_errors_are_exported_from_the_package():
     for name in ("MergeError", "JournalError", "MergeBusy", "DestinationChanged", "MessagesChanged",
                  "TemplateChanged", "MergeValidationError", "TemplateError"):  # fmt: skip
         assert issubclass(getattr(smtp_nb, name), smtp_nb.SMTPException), name
+
+
+def test_the_python_api_knows_the_kernels_embedded_server(server, tmp_path):
+    from smtp_nb.notebook.session import get_session, reset_session
+
+    try:
+        embedded = get_session().start_server()
+        rehearsal = smtp_nb.merge_sync(TEMPLATE, people(2), send=True, **options(embedded, tmp_path))
+        assert rehearsal.rehearsal and "2 rehearsed on the embedded server" in rehearsal.summary()
+        real = smtp_nb.merge_sync(TEMPLATE, people(2), send=True, **options(server, tmp_path))
+        assert not real.rehearsal and real.sent == 2 and len(server.messages) == 2
+    finally:
+        reset_session()
