@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_JOURNAL", "Journal"]
 DEFAULT_JOURNAL = "smtp_nb-journal.sqlite"
 #: Owners of the leases held by journals open in this process: a lease of this process not in here is abandoned.
 _LIVE_OWNERS: set[str] = set()
+#: How often a run refreshes its lease's heartbeat (each refresh is one more synced write).
+_HEARTBEAT_SECONDS = 30
 #: A lease held by another machine (a shared folder) counts as abandoned after this long without news.
 _FOREIGN_LEASE_SECONDS = 600
 
@@ -108,6 +110,7 @@ class Journal:
         self._identity: tuple[int, int] | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._leased: set[str] = set()
+        self._heartbeat = time.monotonic()
         with self._guard():
             self._db = self._open()
 
@@ -289,32 +292,38 @@ class Journal:
         fingerprint: str,
         run: int,
         resend_unknown: bool = False,
+        destination: str = "",
         rehearsal: bool = False,
     ) -> int | None:
-        """Mark ``key`` as being sent by this run (on disk before its data goes out); its attempt number.
+        """Mark ``key`` as being sent by this run to ``destination`` (on disk before its data goes out).
 
-        A conditional update that only one run can win: a row accepted (except
-        a rehearsal, when this run is not one), ``unknown`` (unless
-        ``resend_unknown``) or being sent by another run is not claimed: None.
+        Returns its attempt number. A conditional update that only one run can
+        win: a row accepted (except a rehearsal's, when this run is not one),
+        ``unknown`` (unless ``resend_unknown`` or a rehearsal's) or being sent by
+        another run is not claimed: None.
         """
         self.check_still_there()
         with self._guard():
             self._sync("FULL")
             found = self.db.execute(
                 "INSERT INTO rows (campaign, key, row, state, recipients, message_id, attempts, fingerprint, run, "
-                "updated, owner) VALUES (?, ?, ?, 'sending', ?, ?, 1, ?, ?, ?, ?) "
+                "updated, owner, destination, rehearsal) VALUES (?, ?, ?, 'sending', ?, ?, 1, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (campaign, key) DO UPDATE SET state = 'sending', row = excluded.row, "
                 "recipients = excluded.recipients, message_id = excluded.message_id, attempts = attempts + 1, "
                 "fingerprint = excluded.fingerprint, run = excluded.run, updated = excluded.updated, "
-                "owner = excluded.owner "
-                "WHERE rows.state IN ('refused', 'failed') "
-                "OR (rows.state = 'unknown' AND ?) OR (rows.state = 'accepted' AND rows.rehearsal AND NOT ?) "
+                "owner = excluded.owner, destination = excluded.destination, rehearsal = excluded.rehearsal "
+                "WHERE rows.state IN ('refused', 'failed') OR (rows.state = 'unknown' AND ?) "
+                "OR (rows.rehearsal AND NOT ? AND rows.state != 'sending') "
                 "RETURNING attempts",
                 (campaign, key, row, ", ".join(recipients), message_id, fingerprint, run, time.time(), self.owner,
-                 resend_unknown, rehearsal),
+                 destination, int(rehearsal), resend_unknown, rehearsal),
             ).fetchone()  # fmt: skip
-            self.db.execute("UPDATE campaigns SET heartbeat = ? WHERE name = ? AND owner = ?",
-                            (time.time(), campaign, self.owner))  # fmt: skip
+            if time.monotonic() - self._heartbeat > _HEARTBEAT_SECONDS:  # a lease's sign of life, now and then
+                self._heartbeat = time.monotonic()
+                self.db.execute(
+                    "UPDATE campaigns SET heartbeat = ? WHERE name = ? AND owner = ?",
+                    (time.time(), campaign, self.owner),
+                )
         return None if found is None else int(found["attempts"])
 
     def record(
@@ -326,16 +335,14 @@ class Journal:
         code: int | None,
         reply: str,
         digest: str = "",
-        destination: str = "",
-        rehearsal: bool = False,
     ) -> None:
-        """Record the outcome of this run's last attempt of ``key`` (and, if accepted, where and what)."""
+        """Record the outcome of this run's last attempt of ``key`` (and, if accepted, the message's digest)."""
         with self._guard():
             self._sync("NORMAL")
             self.db.execute(
-                "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ?, digest = ?, destination = ?, "
-                "rehearsal = ? WHERE campaign = ? AND key = ? AND owner = ?",
-                (state, code, reply, time.time(), digest, destination, int(rehearsal), campaign, key, self.owner),
+                "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ?, digest = ? "
+                "WHERE campaign = ? AND key = ? AND owner = ?",
+                (state, code, reply, time.time(), digest, campaign, key, self.owner),
             )
 
     def rows(

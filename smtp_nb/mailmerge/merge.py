@@ -157,14 +157,14 @@ def _decide(found: dict[str, Any] | None, digest: str, to: _Destination | None, 
     """What to do with a row given its journal entry: send, skip, unknown, rehearsed (send), changed, elsewhere."""
     if found is None or found["state"] in ("refused", "failed"):
         return "send"
+    if found["rehearsal"] and to is not None and not to.rehearsal and found["state"] != "sending":
+        return "rehearsed"  # whatever happened on the embedded server, nobody got mail
     if found["state"] in ("sending", "unknown"):
         return "send" if opts.resend_unknown else "unknown"
     if found["state"] != "accepted":
         return "send"
     changed = bool(found["digest"]) and found["digest"] != digest
     if found["rehearsal"]:
-        if to is not None and not to.rehearsal:
-            return "rehearsed"
         return "send" if changed and to is not None else "skip"
     if to is None or to.rehearsal or opts.continue_changed:
         return "skip"
@@ -254,6 +254,7 @@ class _Run:
                         fingerprint=self.template.fingerprint,
                         run=self.run,
                         resend_unknown=self.opts.resend_unknown,
+                        destination=self.destination.where,
                         rehearsal=self.destination.rehearsal,
                     )
                 except JournalError as exc:
@@ -324,8 +325,6 @@ class _Run:
                 code=delivery.data.code,
                 reply=delivery.data.message,
                 digest=item.digest,
-                destination=self.destination.where,
-                rehearsal=self.destination.rehearsal,
             )
             self.counts["accepted"] += 1
             return

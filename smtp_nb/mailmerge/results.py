@@ -116,7 +116,7 @@ class MergePreview:
     def summary(self) -> str:
         parts = [f"{self.rows} rows", f"{self.recipients} recipients", f"{self.to_send} to send"]
         if self.rehearsed:
-            parts.append(f"{self.rehearsed} rehearsed on the embedded server")
+            parts.append(f"{self.rehearsed} so far only rehearsed on the embedded server")
         if self.skipped:
             parts.append(f"{self.skipped} already accepted (skipped)")
         if self.unknown:
