@@ -628,7 +628,7 @@ def _validate(
         else:
             counts["to_send"] += 1
             counts["rehearsed"] += decision == "rehearsed"
-            if len(checked.shown) < opts.preview:
+            if not opts.send and len(checked.shown) < opts.preview:
                 checked.shown.append((number, row_key, rendered.to_message(attachments=False), files))
     if total_problems:
         raise MergeValidationError(problems, total_problems, len({p.row for p in problems}))

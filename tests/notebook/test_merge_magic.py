@@ -143,3 +143,28 @@ def test_a_rehearsal_on_the_embedded_server_then_the_real_one_sends_everyone(ip,
     real, _ = run(ip, cell("students --send", journal))
     assert (real.counts["accepted"], real.counts["skipped"]) == (3, 0)
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"s{i}@example.com" for i in range(3)]
+
+
+def test_in_a_kernel_the_progress_bar_ends_as_a_static_line(tmp_path, monkeypatch):
+    """A saved notebook shows the outcome: the widget's display is replaced (update_display) by text and HTML."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    rows = [{"name": f"S{i}", "email": f"s{i}@example.com", "grade": "A"} for i in range(3)]
+    cells = [
+        "%load_ext smtp_nb\n%smtp_server\n%smtp_connect",
+        f"rows = {rows!r}",
+        f"%%smtp_merge rows --send --journal {tmp_path / 'j.sqlite'}\n{TEMPLATE}",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    NotebookClient(
+        notebook, timeout=60, startup_timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = notebook.cells[2]["outputs"]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    static = [o for o in outputs if o["output_type"] == "display_data"]
+    assert len(static) == 1 and static[0]["data"]["text/plain"].startswith("Merge 'default': 3 rehearsed")
+    assert static[0]["data"]["text/html"].startswith("<div>Merge &#x27;default&#x27;: 3 rehearsed")
