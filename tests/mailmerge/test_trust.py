@@ -149,12 +149,18 @@ def test_a_read_only_or_full_journal_is_named(tmp_path):
                               fingerprint="", run=1)  # fmt: skip
 
 
-async def test_a_journal_deleted_during_the_run_stops_it(server, tmp_path):
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_a_journal_deleted_or_replaced_during_the_run_stops_it(server, tmp_path, how):
     path = tmp_path / "journal.sqlite"
 
     def delete_after_two(counts: dict[str, int]) -> None:
-        if counts["accepted"] == 2 and path.exists():
-            path.unlink()
+        if counts["accepted"] == 2 and not (tmp_path / "done").exists():
+            (tmp_path / "done").touch()
+            if how == "deleted":
+                path.unlink()
+            else:
+                Journal(tmp_path / "other.sqlite").close()
+                os.replace(tmp_path / "other.sqlite", path)
 
     with pytest.raises(JournalError, match="deleted or replaced while the merge ran"):
         await smtp_nb.merge(
@@ -273,3 +279,11 @@ def test_the_python_api_knows_the_kernels_embedded_server(server, tmp_path):
         assert not real.rehearsal and real.sent == 2 and len(server.messages) == 2
     finally:
         reset_session()
+
+
+async def test_progress_on_a_terminal_is_one_line_with_total_rate_and_eta(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    await smtp_nb.merge(TEMPLATE, people(4), send=True, **{**options(server, tmp_path), "progress": True})
+    err = capsys.readouterr().err
+    last = err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("4 of 4 done, ") and "ETA" in last and "4 accepted, 0 refused, 0 retrying" in last
