@@ -129,12 +129,19 @@ class Journal:
             if not self.readonly:
                 if not memory:
                     db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                for table, columns in _ADDED.items():
-                    have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
-                    for name, kind in columns.items():
-                        if name not in have:
-                            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                db.execute("BEGIN IMMEDIATE")  # two merges opening a new journal at once: one makes the tables
+                try:
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        db.execute(statement)
+                    for table, columns in _ADDED.items():
+                        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                        for name, kind in columns.items():
+                            if name not in have:
+                                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
                 if not memory:
                     found = os.stat(self.path)
                     self._identity = (found.st_dev, found.st_ino)

@@ -47,8 +47,10 @@ def parse_rate(rate: str | float | None) -> float | None:
             raise ValueError(f"rate must be positive, not {rate!r}")
         return float(rate)
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", str(rate))
-    if not match or not float(match[1]) > 0:
+    if not match:
         raise ValueError(f"rate {rate!r} is not like '30/min', '2/s' or '500/h'")
+    if not float(match[1]) > 0:
+        raise ValueError(f"rate {rate!r} sends nothing: give more than 0 messages per unit")
     per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[match[2]]
     return float(match[1]) / per
 
@@ -145,7 +147,7 @@ class _Destination:
         if client is None:
             return None
         if client.socket_path is not None:
-            where = os.fspath(client.socket_path)
+            where = str(os.fsdecode(client.socket_path))
         else:
             port = client.port or (465 if client.use_tls else 587 if client.start_tls else 25)
             where = f"{(client.hostname or 'localhost').lower()}:{port}"
@@ -482,7 +484,7 @@ async def _merge(
     journal, owned = _open_journal(opts)
     leased = False
     try:
-        salt, run_number, died = "", 0, []
+        salt, run_number, died = "", 0, list[str]()
         if opts.send and journal is not None:
             run_number, salt, died = journal.acquire(opts.campaign, template.fingerprint)
             leased = True
@@ -610,7 +612,7 @@ def _validate(
             problems.extend(found[: max(0, _MAX_PROBLEMS - len(problems))])
             continue
         counts["recipients"] += len(recipients)
-        checked.notes.extend(rendered.notes[: max(0, _MAX_PROBLEMS - len(checked.notes))])  # type: ignore[arg-type]
+        checked.notes.extend(rendered.notes[: max(0, _MAX_PROBLEMS - len(checked.notes))])
         files = [(a.name, a.size) for a in rendered.attachments]
         if files and len(checked.attachments) < _MAX_LISTED:
             checked.attachments.append((number, files))

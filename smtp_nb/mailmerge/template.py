@@ -203,7 +203,9 @@ class MergeTemplate:
             raise TemplateError("the template has no From header")
 
     def _compile(self, env: jinja2.Environment, source: str, offset: int) -> jinja2.Template:
-        line_of = lambda lineno: (lineno or 1) + max(offset - 1, 0)  # noqa: E731
+        def line_of(lineno: int | None) -> int:
+            return (lineno or 1) + max(offset - 1, 0)
+
         try:
             tree = env.parse(source)
         except jinja2.TemplateSyntaxError as exc:

@@ -25,6 +25,7 @@ import mimetypes
 import re
 from email.header import Header
 from email.message import EmailMessage
+from typing import Any
 
 from ..client.addresses import parse_address
 from ..client.message import header_addresses
@@ -195,7 +196,7 @@ class Rendered:
     text: str
     html: str | None = None
     attachments: list[Attachment] = dataclasses.field(default_factory=list)
-    notes: list[object] = dataclasses.field(default_factory=list)  # allowed, but worth a look in the preview
+    notes: list[Any] = dataclasses.field(default_factory=list)  # Problems allowed but worth a look in the preview
 
     @property
     def sender(self) -> str:

@@ -104,6 +104,8 @@ def test_template_and_argument_errors(ip, server, tmp_path):
     ("options", "said"),
     [
         ("--rate fast", "--rate 'fast' is not like '30/min'"),
+        ("--rate 0/s", "--rate '0/s' sends nothing"),
+        ("--preview abc", "argument --preview: invalid int value: 'abc'"),
         ("--concurrency 0", "--concurrency must be a whole number of at least 1"),
         ("--preview -1", "--preview must be a whole number of at least 0"),
         ("--retry-delay -2", "--retry-delay must be a number of seconds"),
@@ -115,7 +117,7 @@ def test_every_bad_option_is_one_usage_line(ip, tmp_path, options, said):
     with pytest.raises(UsageError) as info:
         ip.run_cell(cell(f"students {options}", tmp_path / "j.sqlite"))
     assert said in str(info.value) and "\n" not in str(info.value)
-    assert str(info.value).startswith("%%smtp_merge: ")
+    assert str(info.value).startswith(("%%smtp_merge: ", "%smtp_merge: "))
 
 
 def test_help_works_with_an_empty_cell(ip):
