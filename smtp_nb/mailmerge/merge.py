@@ -530,6 +530,7 @@ class _Checked:
             changed=len(self.changed) + sum(len(v) for v in self.elsewhere.values()),
             notes=self.notes,
             attachments=self.attachments,
+            attachment_rows=self.counts["attachment_rows"],
             size_limit=self.counts.get("size_limit"),
             journal=journal_path,
             campaign=opts.campaign,
@@ -580,7 +581,7 @@ def _validate(
     problems: list[Problem] = []
     total_problems = 0
     keys: dict[str, int] = {}
-    counts = dict.fromkeys(("rows", "recipients", "to_send", "skipped", "unknown", "rehearsed"), 0)
+    counts = dict.fromkeys(("rows", "recipients", "to_send", "skipped", "unknown", "rehearsed", "attachment_rows"), 0)
     checked = _Checked(counts, [], [], [], [], {})
     for number, row in source:
         counts["rows"] += 1
@@ -614,6 +615,7 @@ def _validate(
         counts["recipients"] += len(recipients)
         checked.notes.extend(rendered.notes[: max(0, _MAX_PROBLEMS - len(checked.notes))])
         files = [(a.name, a.size) for a in rendered.attachments]
+        counts["attachment_rows"] += bool(files)
         if files and len(checked.attachments) < _MAX_LISTED:
             checked.attachments.append((number, files))
         entry = journal.row(opts.campaign, row_key) if journal is not None else None

@@ -112,6 +112,12 @@ class MergePreview:
     changed: int = 0
     notes: list[Problem] = dataclasses.field(default_factory=list)
     attachments: list[tuple[int, list[tuple[str, int]]]] = dataclasses.field(default_factory=list)
+    attachment_rows: int = 0  # rows with attachments (``attachments`` lists the first 1,000)
+
+    def _files_heading(self) -> str:
+        listed = len(self.attachments)
+        more = f" (the first {listed:,} of {self.attachment_rows:,} rows)" if self.attachment_rows > listed else ""
+        return f"Attachments of every row{more}"
 
     def summary(self) -> str:
         parts = [f"{self.rows} rows", f"{self.recipients} recipients", f"{self.to_send} to send"]
@@ -143,7 +149,7 @@ class MergePreview:
             if files:
                 out.append(f"[attachments: {', '.join(f'{n} ({s:,} bytes)' for n, s in files)}]")
         if self.attachments:
-            out.append("\nAttachments of every row:")
+            out.append(f"\n{self._files_heading()}:")
             out.append(_text_table(["row", "file", "size"], self._files()))
         return "\n".join(out)
 
@@ -170,7 +176,7 @@ class MergePreview:
                 listed = ", ".join(f"{n} ({s:,} bytes)" for n, s in files)
                 parts.append(f"<p>attachments: {html.escape(listed)}</p>")
         if self.attachments:
-            parts.append("<details><summary>Attachments of every row</summary>")
+            parts.append(f"<details><summary>{html.escape(self._files_heading())}</summary>")
             parts.append(_table(["row", "file", "size"], self._files()) + "</details>")
         return "".join(parts)
 

@@ -275,3 +275,18 @@ def test_a_preview_lists_every_rows_attachments_without_reading_them(tmp_path):
         (i, [("small.txt", 5)]) for i in range(2, 6)
     ]
     assert "104,857,600 bytes" in repr(preview)
+
+
+def test_a_large_preview_says_how_many_rows_have_attachments(tmp_path):
+    (tmp_path / "small.txt").write_text("hello")
+    rows = [{"email": f"s{i}@example.com", "files": "small.txt"} for i in range(1200)]
+    preview = smtp_nb.merge_sync(
+        "From: a@example.com\nTo: {{ email }}\n\nx\n",
+        rows,
+        attachments="files",
+        attachments_root=tmp_path,
+        journal=tmp_path / "j",
+        progress=False,
+    )
+    assert len(preview.attachments) == 1000 and preview.attachment_rows == 1200
+    assert "Attachments of every row (the first 1,000 of 1,200 rows):" in repr(preview)
