@@ -70,7 +70,6 @@ def measure(port: int, rows: str, concurrency: int, traced: bool) -> dict[str, f
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
         accepted = result.counts["accepted"]
-        result.journal.close()
     _, traced_peak = tracemalloc.get_traced_memory() if traced else (0, 0)
     return {
         "accepted": accepted,

@@ -12,21 +12,70 @@ from .client import __all__ as _client_all
 
 __version__ = "0.1.0"
 
-__all__ = [*_client_all, "load_ipython_extension", "merge", "merge_sync", "session", "unload_ipython_extension"]
+#: The merge's exceptions, imported from smtp_nb.mailmerge when first asked for (it needs jinja2).
+_MERGE_ERRORS = (
+    "DestinationChanged",
+    "JournalError",
+    "MergeBusy",
+    "MergeError",
+    "MergeStopped",
+    "MergeValidationError",
+    "MessagesChanged",
+    "TemplateChanged",
+    "TemplateError",
+)
+
+__all__ = [
+    *_client_all,
+    *_MERGE_ERRORS,
+    "load_ipython_extension",
+    "merge",
+    "merge_sync",
+    "session",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MERGE_ERRORS:
+        from . import mailmerge
+
+        return getattr(mailmerge, name)
+    raise AttributeError(f"module 'smtp_nb' has no attribute {name!r}")
 
 
 async def merge(template: Any, rows: Any, **options: Any) -> Any:
-    """Mail merge: see ``smtp_nb.mailmerge.merge`` (needs the ``merge`` extra)."""
+    """Mail merge: see ``smtp_nb.mailmerge.merge`` (needs the ``merge`` extra).
+
+    Mail to the kernel's embedded server (``%smtp_server``) is a rehearsal unless ``embedded=`` says otherwise.
+    """
     from .mailmerge import merge as run
 
-    return await run(template, rows, **options)
+    return await run(template, rows, **_with_embedded(options))
 
 
 def merge_sync(template: Any, rows: Any, **options: Any) -> Any:
     """``merge()`` from synchronous code, including inside Jupyter's running loop."""
     from .mailmerge import merge_sync as run
 
-    return run(template, rows, **options)
+    return run(template, rows, **_with_embedded(options))
+
+
+def _with_embedded(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``embedded=True`` if they reach the session's embedded server (a running kernel's)."""
+    import sys
+
+    module = sys.modules.get("smtp_nb.notebook.session")  # not imported: no session, no embedded server
+    if "embedded" in options or module is None:
+        return options
+    server = module.get_session().server
+    client = options.get("client")
+    target = options.get("smtp") or {}
+    host = client.hostname if client is not None else target.get("hostname")
+    port = client.port if client is not None else target.get("port")
+    if server is not None and server.running and (host, port) == (server.host, server.port):
+        return {**options, "embedded": True}
+    return options
 
 
 def session() -> Any:

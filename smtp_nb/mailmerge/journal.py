@@ -1,28 +1,45 @@
-"""The merge journal: an SQLite file that remembers, per campaign and row key, what happened.
+"""The merge journal: an SQLite file that remembers, per campaign and row key, what happened, where and what.
 
 A row is marked ``sending`` (and the mark is on disk) before its data goes
 out, then recorded ``accepted``, ``refused``, ``failed`` (never accepted,
 retries spent) or ``unknown`` (the data went out but the verdict did not come
-back). A row still ``sending`` when a merge starts belongs to a run that died:
-it becomes ``unknown``, and is not sent again unless asked.
+back). Each accepted row keeps the server that took it (host, port, user, and
+whether it was the embedded server: a rehearsal) and a digest of the message.
 
-WAL mode. The ``sending`` mark is committed with ``synchronous=FULL`` (it
-survives a killed process and a power cut); outcomes with ``NORMAL``, because
-losing one can only turn it into ``unknown`` — never into a second send — and
-the next FULL commit makes it durable anyway.
+One merge sends a campaign at a time: a run holds the campaign's lease (a
+conditional update that only one run wins) until it ends; a lease whose
+process died on this machine is taken over, and only then do rows it left
+``sending`` become ``unknown``. Each row is claimed by a conditional update
+too, so even a run without the lease can never send a row another has taken.
+
+WAL mode. The ``sending`` mark is committed with ``synchronous=FULL``;
+outcomes with ``NORMAL``, because losing one can only turn it into
+``unknown`` — never into a second send. Every sqlite3 error becomes a
+``JournalError`` naming the file and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["DEFAULT_JOURNAL", "Journal", "TemplateChanged"]
+from .errors import JournalError, MergeBusy
+
+__all__ = ["DEFAULT_JOURNAL", "Journal"]
 
 DEFAULT_JOURNAL = "smtp_nb-journal.sqlite"
+#: Owners of the leases held by journals open in this process: a lease of this process not in here is abandoned.
+_LIVE_OWNERS: set[str] = set()
+#: How often a run refreshes its lease's heartbeat (each refresh is one more synced write).
+_HEARTBEAT_SECONDS = 30
+#: A lease held by another machine (a shared folder) counts as abandoned after this long without news.
+_FOREIGN_LEASE_SECONDS = 600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -47,37 +64,129 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (campaign, key)
 );
 """
+#: Columns added after the first release: an older journal gains them when it is opened for writing.
+_ADDED = {
+    "campaigns": {"salt": "TEXT NOT NULL DEFAULT ''", "owner": "TEXT", "heartbeat": "REAL"},
+    "rows": {"digest": "TEXT NOT NULL DEFAULT ''", "destination": "TEXT NOT NULL DEFAULT ''",
+             "rehearsal": "INTEGER NOT NULL DEFAULT 0", "owner": "TEXT NOT NULL DEFAULT ''"},
+}  # fmt: skip
 
 
-class TemplateChanged(RuntimeError):
-    """The template changed since rows of this campaign were accepted: nothing was sent."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
+def _advice(path: str, error: BaseException) -> str:
+    """What went wrong with the journal at ``path``, and what to do, in one sentence."""
+    text = str(error).lower()
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        return f"the journal {path} is a folder, not a file: give a file path with --journal / journal="
+    if not os.path.isdir(folder):
+        return f"the journal {path} cannot be made: its folder does not exist; create it, or give another --journal"
+    if "full" in text:
+        return f"the disk holding the journal {path} is full: free some space and run the merge again"
+    if (
+        "readonly" in text
+        or "read-only" in text
+        or "permission" in text
+        or (os.path.exists(path) and not os.access(path, os.W_OK))
+    ):
+        return f"the journal {path} is read-only: make it (and its folder) writable, or give another --journal"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            f"the journal {path} is not a merge journal or is damaged: move it away (it may be another "
+            "file) or give another --journal; a new journal does not know which rows were sent"
+        )
+    return f"the journal {path} cannot be used ({error}): check the file, or give another --journal"
 
 
 class Journal:
-    """One journal file (``":memory:"`` for a throwaway one)."""
+    """One journal file (``":memory:"`` for a throwaway one). ``readonly``: look, never write or create."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_JOURNAL) -> None:
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_JOURNAL, *, readonly: bool = False) -> None:
         self.path = os.fspath(path)
         if self.path != ":memory:":
             self.path = os.path.abspath(self.path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self.readonly = readonly
+        self._db: sqlite3.Connection | None = None
         self._synchronous = ""
-        self._sync("FULL")
+        self._identity: tuple[int, int] | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._leased: set[str] = set()
+        self._heartbeat = time.monotonic()
+        with self._guard():
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        memory = self.path == ":memory:"
+        if not memory and os.path.isdir(self.path):
+            raise sqlite3.OperationalError("is a directory")
+        if self.readonly and not memory:
+            uri = "file:" + self.path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 10000")
+            if not self.readonly:
+                if not memory:
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("BEGIN IMMEDIATE")  # two merges opening a new journal at once: one makes the tables
+                try:
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        db.execute(statement)
+                    for table, columns in _ADDED.items():
+                        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                        for name, kind in columns.items():
+                            if name not in have:
+                                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                if not memory:
+                    found = os.stat(self.path)
+                    self._identity = (found.st_dev, found.st_ino)
+            else:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # a corrupt file fails here
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @classmethod
+    def peek(cls, path: str | os.PathLike[str]) -> Journal | None:
+        """The journal at ``path`` opened read-only, or None if there is none (a preview creates no file)."""
+        if os.fspath(path) == ":memory:" or not os.path.exists(path):
+            return None
+        return cls(path, readonly=True)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """sqlite3 and OS errors become a ``JournalError`` that names the file and what to do."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, JournalError):
+                raise
+            raise JournalError(_advice(self.path, exc)) from exc
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise JournalError(f"the journal {self.path} was closed")
+        return self._db
 
     def _sync(self, level: str) -> None:
         if level != self._synchronous:
-            self._db.execute(f"PRAGMA synchronous={level}")
+            self.db.execute(f"PRAGMA synchronous={level}")
             self._synchronous = level
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file; a lease still held stays in the file but counts as abandoned (as if the run died)."""
+        _LIVE_OWNERS.discard(self.owner)
+        self._leased.clear()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __enter__(self) -> Journal:
         return self
@@ -85,99 +194,205 @@ class Journal:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def check_still_there(self) -> None:
+        """Raise ``JournalError`` if the file was deleted or replaced since it was opened."""
+        if self._identity is None:
+            return
+        try:
+            found = os.stat(self.path)
+            same = (found.st_dev, found.st_ino) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise JournalError(
+                f"the journal {self.path} was deleted or replaced while the merge ran, so the merge stopped: "
+                "without it a rerun would send the rows already accepted again. Put the file back if you can"
+            )
+
     # -- campaigns -------------------------------------------------------------------
 
-    def begin(self, campaign: str, fingerprint: str, *, continue_changed: bool = False) -> tuple[int, list[str]]:
-        """Start a run of ``campaign``; return (run number, keys left ``sending`` by a run that died).
+    def campaign(self, name: str) -> dict[str, Any] | None:
+        with self._guard():
+            found = self.db.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
+        return None if found is None else dict(found)
 
-        Raises ``TemplateChanged`` if rows were accepted with another template
-        and ``continue_changed`` is false.
+    def acquire(self, campaign: str, fingerprint: str) -> tuple[int, str, list[str]]:
+        """Take the campaign's lease and start a run: (run number, Message-ID salt, keys a dead run left ``sending``).
+
+        Raises ``MergeBusy`` if a live merge holds the lease.
         """
-        now = time.time()
-        found = self._db.execute("SELECT fingerprint, runs FROM campaigns WHERE name = ?", (campaign,)).fetchone()
-        if found is None:
-            self._db.execute("INSERT INTO campaigns VALUES (?, ?, ?, 0)", (campaign, fingerprint, now))
-        elif found["fingerprint"] != fingerprint:
-            accepted = self._db.execute(
-                "SELECT COUNT(*) FROM rows WHERE campaign = ? AND state = 'accepted'", (campaign,)
-            ).fetchone()[0]
-            if accepted and not continue_changed:
-                raise TemplateChanged(
-                    f"the template changed since {accepted} row(s) of campaign {campaign!r} were accepted, "
-                    "so nothing was sent. To send everyone the new version, start a new campaign "
-                    "(--campaign NEW / campaign='new'); to send only the remaining rows with the new "
-                    "template, continue this one (--continue / continue_changed=True)"
-                )
-            self._db.execute("UPDATE campaigns SET fingerprint = ? WHERE name = ?", (fingerprint, campaign))
-        self._db.execute("UPDATE campaigns SET runs = runs + 1 WHERE name = ?", (campaign,))
-        run = self._db.execute("SELECT runs FROM campaigns WHERE name = ?", (campaign,)).fetchone()[0]
-        died = [
-            r["key"]
-            for r in self._db.execute("SELECT key FROM rows WHERE campaign = ? AND state = 'sending'", (campaign,))
-        ]
-        if died:
-            self._db.execute(
-                "UPDATE rows SET state = 'unknown', reply = 'the run sending it stopped before the server answered', "
-                "updated = ? WHERE campaign = ? AND state = 'sending'",
-                (now, campaign),
+        with self._guard():
+            now = time.time()
+            self._sync("FULL")
+            self.db.execute(
+                "INSERT INTO campaigns (name, fingerprint, created, runs, salt) VALUES (?, ?, ?, 0, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (campaign, fingerprint, now, secrets.token_hex(8)),
             )
-        return int(run), died
+            found = self.db.execute("SELECT owner, heartbeat FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+            holder = found["owner"]
+            if campaign in self._leased or (
+                holder and holder != self.owner and not _abandoned(holder, found["heartbeat"] or 0, now)
+            ):
+                raise _busy(self.path, campaign, holder or self.owner)
+            won = self.db.execute(
+                "UPDATE campaigns SET owner = ?, heartbeat = ?, runs = runs + 1, "
+                "salt = CASE salt WHEN '' THEN ? ELSE salt END WHERE name = ? AND owner IS ?",
+                (self.owner, now, secrets.token_hex(8), campaign, holder),
+            ).rowcount
+            if not won:  # another run took it between our look and our update
+                holder = self.db.execute("SELECT owner FROM campaigns WHERE name = ?", (campaign,)).fetchone()[0]
+                raise _busy(self.path, campaign, holder or "?")
+            self._leased.add(campaign)
+            _LIVE_OWNERS.add(self.owner)
+            found = self.db.execute("SELECT runs, salt FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+            died = [
+                r["key"]
+                for r in self.db.execute(
+                    "SELECT key FROM rows WHERE campaign = ? AND state = 'sending' AND owner != ?",
+                    (campaign, self.owner),
+                )
+            ]
+            if died:
+                self.db.execute(
+                    "UPDATE rows SET state = 'unknown', reply = 'the run sending it stopped before the server "
+                    "answered', updated = ? WHERE campaign = ? AND state = 'sending' AND owner != ?",
+                    (now, campaign, self.owner),
+                )
+        return int(found["runs"]), str(found["salt"]), died
+
+    def set_fingerprint(self, campaign: str, fingerprint: str) -> None:
+        """The template this campaign now sends with (once the run has passed its checks)."""
+        with self._guard():
+            self.db.execute("UPDATE campaigns SET fingerprint = ? WHERE name = ?", (fingerprint, campaign))
+
+    def release(self, campaign: str) -> None:
+        """Give the lease back (the run ended)."""
+        self._leased.discard(campaign)
+        if not self._leased:
+            _LIVE_OWNERS.discard(self.owner)
+        with self._guard():
+            self.db.execute("UPDATE campaigns SET owner = NULL WHERE name = ? AND owner = ?", (campaign, self.owner))
 
     # -- rows ---------------------------------------------------------------------------
 
-    def start_key_check(self) -> None:
-        """Forget the keys seen so far (a temporary table: duplicate detection without holding every key in memory)."""
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, row INTEGER NOT NULL)")
-        self._db.execute("DELETE FROM temp.seen")
-
-    def seen_before(self, key: str, row: int) -> int | None:
-        """The row that already had ``key``, or None (and ``key`` is remembered for ``row``)."""
-        found = self._db.execute("SELECT row FROM temp.seen WHERE key = ?", (key,)).fetchone()
-        if found is not None:
-            return int(found["row"])
-        self._db.execute("INSERT INTO temp.seen VALUES (?, ?)", (key, row))
-        return None
+    def row(self, campaign: str, key: str) -> dict[str, Any] | None:
+        with self._guard():
+            found = self.db.execute(
+                "SELECT state, digest, destination, rehearsal, row FROM rows WHERE campaign = ? AND key = ?",
+                (campaign, key),
+            ).fetchone()
+        return None if found is None else dict(found)
 
     def state(self, campaign: str, key: str) -> str | None:
-        found = self._db.execute("SELECT state FROM rows WHERE campaign = ? AND key = ?", (campaign, key)).fetchone()
+        found = self.row(campaign, key)
         return None if found is None else str(found["state"])
 
-    def mark_sending(
-        self, campaign: str, key: str, *, row: int, recipients: list[str], message_id: str, fingerprint: str, run: int
-    ) -> int:
-        """Record on disk that ``key`` is about to be sent; return its attempt number."""
-        self._sync("FULL")
-        found = self._db.execute(
-            "INSERT INTO rows (campaign, key, row, state, recipients, message_id, attempts, fingerprint, run, updated) "
-            "VALUES (?, ?, ?, 'sending', ?, ?, 1, ?, ?, ?) "
-            "ON CONFLICT (campaign, key) DO UPDATE SET state = 'sending', row = excluded.row, "
-            "recipients = excluded.recipients, message_id = excluded.message_id, attempts = attempts + 1, "
-            "fingerprint = excluded.fingerprint, run = excluded.run, updated = excluded.updated "
-            "RETURNING attempts",
-            (campaign, key, row, ", ".join(recipients), message_id, fingerprint, run, time.time()),
-        ).fetchone()
-        return int(found["attempts"])
+    def claim(
+        self,
+        campaign: str,
+        key: str,
+        *,
+        row: int,
+        recipients: list[str],
+        message_id: str,
+        fingerprint: str,
+        run: int,
+        resend_unknown: bool = False,
+        destination: str = "",
+        rehearsal: bool = False,
+    ) -> int | None:
+        """Mark ``key`` as being sent by this run to ``destination`` (on disk before its data goes out).
 
-    def record(self, campaign: str, key: str, state: str, *, code: int | None, reply: str) -> None:
-        """Record the outcome of the last attempt of ``key``."""
-        self._sync("NORMAL")
-        self._db.execute(
-            "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ? WHERE campaign = ? AND key = ?",
-            (state, code, reply, time.time(), campaign, key),
-        )
+        Returns its attempt number. A conditional update that only one run can
+        win: a row accepted (except a rehearsal's, when this run is not one),
+        ``unknown`` (unless ``resend_unknown`` or a rehearsal's) or being sent by
+        another run is not claimed: None.
+        """
+        self.check_still_there()
+        with self._guard():
+            self._sync("FULL")
+            found = self.db.execute(
+                "INSERT INTO rows (campaign, key, row, state, recipients, message_id, attempts, fingerprint, run, "
+                "updated, owner, destination, rehearsal) VALUES (?, ?, ?, 'sending', ?, ?, 1, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (campaign, key) DO UPDATE SET state = 'sending', row = excluded.row, "
+                "recipients = excluded.recipients, message_id = excluded.message_id, attempts = attempts + 1, "
+                "fingerprint = excluded.fingerprint, run = excluded.run, updated = excluded.updated, "
+                "owner = excluded.owner, destination = excluded.destination, rehearsal = excluded.rehearsal "
+                "WHERE rows.state IN ('refused', 'failed') OR (rows.state = 'unknown' AND ?) "
+                "OR (rows.rehearsal AND NOT ? AND rows.state != 'sending') "
+                "RETURNING attempts",
+                (campaign, key, row, ", ".join(recipients), message_id, fingerprint, run, time.time(), self.owner,
+                 destination, int(rehearsal), resend_unknown, rehearsal),
+            ).fetchone()  # fmt: skip
+            if time.monotonic() - self._heartbeat > _HEARTBEAT_SECONDS:  # a lease's sign of life, now and then
+                self._heartbeat = time.monotonic()
+                self.db.execute(
+                    "UPDATE campaigns SET heartbeat = ? WHERE name = ? AND owner = ?",
+                    (time.time(), campaign, self.owner),
+                )
+        return None if found is None else int(found["attempts"])
+
+    def record(
+        self,
+        campaign: str,
+        key: str,
+        state: str,
+        *,
+        code: int | None,
+        reply: str,
+        digest: str = "",
+    ) -> None:
+        """Record the outcome of this run's last attempt of ``key`` (and, if accepted, the message's digest)."""
+        with self._guard():
+            self._sync("NORMAL")
+            self.db.execute(
+                "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ?, digest = ? "
+                "WHERE campaign = ? AND key = ? AND owner = ?",
+                (state, code, reply, time.time(), digest, campaign, key, self.owner),
+            )
 
     def rows(
         self, campaign: str, *, limit: int | None = None, offset: int = 0, failed_only: bool = False
-    ) -> Iterator[dict[str, Any]]:
+    ) -> list[dict[str, Any]]:
         """The rows recorded for ``campaign``, in row order (``failed_only``: all but accepted)."""
         query = "SELECT * FROM rows WHERE campaign = ?" + (" AND state != 'accepted'" if failed_only else "")
         query += " ORDER BY row, key LIMIT ? OFFSET ?"
-        for found in self._db.execute(query, (campaign, -1 if limit is None else limit, offset)):
-            yield dict(found)
+        with self._guard():
+            return [dict(r) for r in self.db.execute(query, (campaign, -1 if limit is None else limit, offset))]
 
     def count(self, campaign: str) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM rows WHERE campaign = ?", (campaign,)).fetchone()[0])
+        with self._guard():
+            return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE campaign = ?", (campaign,)).fetchone()[0])
 
     def counts(self, campaign: str) -> dict[str, int]:
         query = "SELECT state, COUNT(*) AS n FROM rows WHERE campaign = ? GROUP BY state"
-        return {str(r["state"]): int(r["n"]) for r in self._db.execute(query, (campaign,))}
+        with self._guard():
+            return {str(r["state"]): int(r["n"]) for r in self.db.execute(query, (campaign,))}
+
+
+def _abandoned(holder: str, heartbeat: float, now: float) -> bool:
+    """A lease is abandoned when its process is gone (this machine) or silent for long (another machine)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname():
+        return now - heartbeat > _FOREIGN_LEASE_SECONDS
+    if pid == str(os.getpid()):
+        return holder not in _LIVE_OWNERS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def _busy(path: str, campaign: str, holder: str) -> MergeBusy:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    who = "this process" if pid == str(os.getpid()) and host == socket.gethostname() else f"process {pid} on {host}"
+    return MergeBusy(
+        f"another merge ({who}) is sending campaign {campaign!r} of the journal {path} right now, so nothing "
+        "was sent: wait for it to finish and run this again (it then sends only what is left), or interrupt it"
+    )

@@ -1,53 +1,121 @@
 """``merge()``: a template times rows → validated messages → sent once each, with a journal and a result table.
 
-Nothing is sent until every row has been rendered and validated; then rows
-are marked in the journal before their data goes out, sent over one or more
-pipelined connections at the rate asked, retried on 4xx replies and dropped
-connections (with exponential backoff), and recorded as they are answered.
+Nothing is sent until every row has been rendered and validated and the
+journal agrees (no other merge is sending this campaign, no row would be
+resent with another message or to another server); then rows are claimed in
+the journal before their data goes out, sent over one or more pipelined
+connections at the rate asked, retried on 4xx replies and dropped connections
+(with exponential backoff), and recorded as they are answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import hashlib
 import os
 import re
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 from ..client.errors import SMTPException, SMTPResponseException
 from ..client.smtp import SMTP
 from ..client.sync import run_sync
 from ..client.transaction import Delivery
+from .errors import DestinationChanged, JournalError, MessagesChanged, TemplateChanged
 from .journal import DEFAULT_JOURNAL, Journal
+from .progress import Progress, done, rate, terminal_progress
 from .results import MergePreview, MergeResult, MergeValidationError
 from .rows import RowSource
 from .template import MergeTemplate, Problem, RowError
 
-__all__ = ["merge", "merge_sync", "parse_rate"]
+__all__ = ["MergeOptions", "merge", "merge_sync", "parse_rate", "rate"]
 
 _MAX_PROBLEMS = 200
-Progress = Callable[[dict[str, int]], None]
+_MAX_LISTED = 1000  # rows whose attachments a preview lists
 
 
 def parse_rate(rate: str | float | None) -> float | None:
     """Messages per second from ``30/min``, ``2/s``, ``500/h`` or a number; None for no limit."""
     if rate is None:
         return None
-    if isinstance(rate, (int, float)):
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        if not rate > 0:
+            raise ValueError(f"rate must be positive, not {rate!r}")
         return float(rate)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", rate)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", str(rate))
     if not match:
         raise ValueError(f"rate {rate!r} is not like '30/min', '2/s' or '500/h'")
+    if not float(match[1]) > 0:
+        raise ValueError(f"rate {rate!r} sends nothing: give more than 0 messages per unit")
     per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[match[2]]
     return float(match[1]) / per
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Everything a merge is told besides the template and the rows; checked when made (``ValueError``)."""
+
+    send: bool = False
+    client: SMTP | None = None
+    smtp: Mapping[str, Any] | None = None
+    html: str | None = None
+    markdown: bool = False
+    attachments: str | None = None
+    files: Sequence[str] = ()
+    attachments_root: str | os.PathLike[str] | None = None
+    loader: Any = None
+    key: str | None = None
+    preview: int = 3
+    limit: int | None = None
+    rate: str | float | None = None
+    concurrency: int = 1
+    retries: int = 3
+    retry_delay: float = 2.0
+    reconnects: int = 3
+    stop_after_failures: int | None = None
+    journal: str | os.PathLike[str] | Journal = DEFAULT_JOURNAL
+    campaign: str = "default"
+    resend_unknown: bool = False
+    continue_changed: bool = False
+    #: The destination is the embedded server: what it accepts is a rehearsal, never counted as sent elsewhere.
+    embedded: bool = False
+    progress: bool | Progress = True
+
+    def __post_init__(self) -> None:
+        for name, least in (("concurrency", 1), ("retries", 0), ("reconnects", 0), ("preview", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be a whole number of at least {least}, not {value!r}")
+        for name in ("limit", "stop_after_failures"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+        if not isinstance(self.retry_delay, (int, float)) or not self.retry_delay >= 0:
+            raise ValueError(f"retry_delay must be a number of seconds, 0 or more, not {self.retry_delay!r}")
+        if not isinstance(self.campaign, str) or not self.campaign.strip():
+            raise ValueError("campaign must be a non-empty name")
+        parse_rate(self.rate)
+
+    @property
+    def per_second(self) -> float | None:
+        return parse_rate(self.rate)
+
+    def template(self, text: str | MergeTemplate) -> MergeTemplate:
+        if isinstance(text, MergeTemplate):
+            return text
+        return MergeTemplate(
+            text,
+            html=self.html,
+            markdown=self.markdown,
+            attachments=self.attachments,
+            files=self.files,
+            attachments_root=self.attachments_root,
+            loader=self.loader,
+        )
 
 
 class _Pacer:
@@ -68,6 +136,46 @@ class _Pacer:
 
 
 @dataclass
+class _Destination:
+    """Where this run's mail goes: ``where`` (host:port and user) and whether it is a rehearsal."""
+
+    where: str
+    rehearsal: bool
+
+    @classmethod
+    def of(cls, client: SMTP | None, embedded: bool) -> _Destination | None:
+        if client is None:
+            return None
+        if client.socket_path is not None:
+            where = str(os.fsdecode(client.socket_path))
+        else:
+            port = client.port or (465 if client.use_tls else 587 if client.start_tls else 25)
+            where = f"{(client.hostname or 'localhost').lower()}:{port}"
+        user = client.username.decode() if isinstance(client.username, bytes) else client.username
+        return cls(where + (f" as {user}" if user else ""), embedded)
+
+
+def _decide(found: dict[str, Any] | None, digest: str, to: _Destination | None, opts: MergeOptions) -> str:
+    """What to do with a row given its journal entry: send, skip, unknown, rehearsed (send), changed, elsewhere."""
+    if found is None or found["state"] in ("refused", "failed"):
+        return "send"
+    if found["rehearsal"] and to is not None and not to.rehearsal and found["state"] != "sending":
+        return "rehearsed"  # whatever happened on the embedded server, nobody got mail
+    if found["state"] in ("sending", "unknown"):
+        return "send" if opts.resend_unknown else "unknown"
+    if found["state"] != "accepted":
+        return "send"
+    changed = bool(found["digest"]) and found["digest"] != digest
+    if found["rehearsal"]:
+        return "send" if changed and to is not None else "skip"
+    if to is None or to.rehearsal or opts.continue_changed:
+        return "skip"
+    if found["destination"] and found["destination"] != to.where:
+        return "elsewhere"
+    return "changed" if changed else "skip"
+
+
+@dataclass
 class _Item:
     """A row ready to send (or to send again)."""
 
@@ -77,6 +185,7 @@ class _Item:
     recipients: list[str]
     data: bytes
     message_id: str
+    digest: str
     attempt: int = 0
     due: float = 0.0
 
@@ -88,17 +197,14 @@ class _Run:
     template: MergeTemplate
     source: RowSource
     journal: Journal
-    campaign: str
+    opts: MergeOptions
     run: int
-    key_column: str | None
-    resend_unknown: bool
-    limit: int | None
-    retries: int
-    retry_delay: float
-    stop_after_failures: int | None
-    pacer: _Pacer
+    salt: str
+    destination: _Destination
     eight_bit: bool
+    total: int
     progress: Progress | None
+    pacer: _Pacer
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("accepted", "refused", "failed", "unknown", "skipped", "retried"), 0)
     )
@@ -106,6 +212,7 @@ class _Run:
     in_flight: int = 0
     new_rows: int = 0
     stopped: str | None = None
+    error: BaseException | None = None
     exhausted: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
@@ -128,27 +235,39 @@ class _Run:
                 loop = asyncio.get_running_loop()
                 if self.retry_queue and self.retry_queue[0].due <= loop.time():
                     item = self.retry_queue.pop(0)
-                elif not self.exhausted and (self.limit is None or self.new_rows < self.limit):
+                elif not self.exhausted and (self.opts.limit is None or self.new_rows < self.opts.limit):
                     found = self._next_new()
                     if found is None:
                         continue
                     item = found
-                    self.new_rows += 1
                 elif self.retry_queue:
                     await asyncio.sleep(max(0.0, self.retry_queue[0].due - loop.time()))
                     continue
                 else:
                     raise StopAsyncIteration
                 await self.pacer.wait()
-                item.attempt = self.journal.mark_sending(
-                    self.campaign,
-                    item.key,
-                    row=item.number,
-                    recipients=item.recipients,
-                    message_id=item.message_id,
-                    fingerprint=self.template.fingerprint,
-                    run=self.run,
-                )
+                try:
+                    attempt = self.journal.claim(
+                        self.opts.campaign,
+                        item.key,
+                        row=item.number,
+                        recipients=item.recipients,
+                        message_id=item.message_id,
+                        fingerprint=self.template.fingerprint,
+                        run=self.run,
+                        resend_unknown=self.opts.resend_unknown,
+                        destination=self.destination.where,
+                        rehearsal=self.destination.rehearsal,
+                    )
+                except JournalError as exc:
+                    self.stop(exc)
+                    raise StopAsyncIteration from None
+                if attempt is None:  # taken by another run after we looked: never ours to send
+                    self.counts["skipped"] += 1
+                    continue
+                if item.attempt == 0:
+                    self.new_rows += 1
+                item.attempt = attempt
                 self.in_flight += 1
                 return item.sender, item.recipients, item.data, item
 
@@ -161,14 +280,21 @@ class _Run:
             return None
         rendered = self.template.render(row, number)
         sender, recipients = rendered.sender, rendered.recipients
-        key = _key(row, recipients, self.key_column)
-        state = self.journal.state(self.campaign, key)
-        if state == "accepted" or (state == "unknown" and not self.resend_unknown):
-            self.counts["skipped" if state == "accepted" else "unknown"] += 1
+        key = _key(row, recipients, self.opts.key)
+        digest = rendered.digest()
+        decision = _decide(self.journal.row(self.opts.campaign, key), digest, self.destination, self.opts)
+        if decision not in ("send", "rehearsed"):
+            self.counts["unknown" if decision == "unknown" else "skipped"] += 1
             return None
-        message_id = _message_id(self.campaign, key, self.template.fingerprint, sender)
+        message_id = _message_id(self.salt, self.opts.campaign, key, sender)
         dated = rendered.with_headers(Message_ID=message_id, Date=email.utils.formatdate(localtime=True))
-        return _Item(number, key, sender, recipients, dated.to_bytes(eight_bit=self.eight_bit), message_id)
+        return _Item(number, key, sender, recipients, dated.to_bytes(eight_bit=self.eight_bit), message_id, digest)
+
+    def stop(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.stopped = self.stopped or str(error)
+        self.changed.set()
 
     # -- taking answers ------------------------------------------------------------------
 
@@ -176,47 +302,63 @@ class _Run:
         """Record one delivery; queue a retry when it may succeed later."""
         item: _Item = delivery.tag
         self.in_flight -= 1
-        status, error = delivery.status, delivery.error
+        try:
+            self._settle(item, delivery)
+        except JournalError as exc:
+            self.stop(exc)
+        if self.progress is not None:
+            self.progress(self.report())
+        self.changed.set()
+
+    def report(self) -> dict[str, int]:
+        elapsed = int(1000 * (time.monotonic() - self.started))
+        return dict(
+            self.counts, total=self.total, in_flight=self.in_flight, retrying=len(self.retry_queue), elapsed_ms=elapsed
+        )
+
+    def _settle(self, item: _Item, delivery: Delivery) -> None:
+        campaign, status, error = self.opts.campaign, delivery.status, delivery.error
         if status == "accepted":
             assert delivery.data is not None
             self.journal.record(
-                self.campaign, item.key, "accepted", code=delivery.data.code, reply=delivery.data.message
+                campaign,
+                item.key,
+                "accepted",
+                code=delivery.data.code,
+                reply=delivery.data.message,
+                digest=item.digest,
             )
             self.counts["accepted"] += 1
-        elif status == "unknown":
+            return
+        if status == "unknown":
             reply = f"unknown: the data was sent but no verdict came back ({error})"
-            self.journal.record(self.campaign, item.key, "unknown", code=None, reply=reply)
+            self.journal.record(campaign, item.key, "unknown", code=None, reply=reply)
             self.counts["unknown"] += 1
-        else:
-            code = error.code if isinstance(error, SMTPResponseException) else None
-            if code is None and delivery.refused:
-                code = next(iter(delivery.refused.values())).code
-            reply = _describe(error)
-            final_state = "refused" if status == "refused" else "failed"
-            if delivery.transient and item.attempt <= self.retries:
-                delay = self.retry_delay * 2 ** (item.attempt - 1)
-                item.due = asyncio.get_running_loop().time() + delay
-                self.retry_queue.append(item)
-                self.retry_queue.sort(key=lambda i: i.due)
-                self.counts["retried"] += 1
-                self.journal.record(
-                    self.campaign, item.key, "failed", code=code, reply=f"{reply} (retrying in {delay:g}s)"
-                )
-            else:
-                self.journal.record(self.campaign, item.key, final_state, code=code, reply=reply)
-                self.counts[final_state] += 1
-                failures = self.counts["refused"] + self.counts["failed"]
-                if self.stop_after_failures is not None and failures >= self.stop_after_failures and not self.stopped:
-                    self.stopped = f"{failures} rows failed (--stop-after-failures {self.stop_after_failures})"
-        if self.progress is not None:
-            elapsed = int(1000 * (time.monotonic() - self.started))
-            self.progress(dict(self.counts, in_flight=self.in_flight, elapsed_ms=elapsed))
-        self.changed.set()
+            return
+        code = error.code if isinstance(error, SMTPResponseException) else None
+        if code is None and delivery.refused:
+            code = next(iter(delivery.refused.values())).code
+        reply = _describe(error)
+        if delivery.transient and item.attempt <= self.opts.retries:
+            delay = self.opts.retry_delay * 2 ** (item.attempt - 1)
+            item.due = asyncio.get_running_loop().time() + delay
+            self.retry_queue.append(item)
+            self.retry_queue.sort(key=lambda i: i.due)
+            self.counts["retried"] += 1
+            self.journal.record(campaign, item.key, "failed", code=code, reply=f"{reply} (retrying in {delay:g}s)")
+            return
+        final_state = "refused" if status == "refused" else "failed"
+        self.journal.record(campaign, item.key, final_state, code=code, reply=reply)
+        self.counts[final_state] += 1
+        failures = self.counts["refused"] + self.counts["failed"]
+        limit = self.opts.stop_after_failures
+        if limit is not None and failures >= limit and not self.stopped:
+            self.stopped = f"{failures} rows failed (--stop-after-failures {limit})"
 
     @property
     def finished(self) -> bool:
         return bool(self.stopped) or (
-            (self.exhausted or (self.limit is not None and self.new_rows >= self.limit))
+            (self.exhausted or (self.opts.limit is not None and self.new_rows >= self.opts.limit))
             and not self.retry_queue
             and not self.in_flight
         )
@@ -236,14 +378,14 @@ def _key(row: Mapping[str, Any], recipients: list[str], column: str | None) -> s
     return str(row[column])
 
 
-def _message_id(campaign: str, key: str, fingerprint: str, sender: str) -> str:
-    """The same for every attempt of a row, so a receiver can tell a resend from a new message."""
-    digest = hashlib.sha256(f"{campaign}\0{key}\0{fingerprint}".encode()).hexdigest()[:24]
+def _message_id(salt: str, campaign: str, key: str, sender: str) -> str:
+    """The same for every attempt of a row in its campaign; another campaign or journal has another salt."""
+    digest = hashlib.sha256(f"{salt}\0{campaign}\0{key}".encode()).hexdigest()[:24]
     domain = sender.rpartition("@")[2] or "smtp-nb.invalid"
     return f"<{digest}.merge@{domain}>"
 
 
-async def _worker(run: _Run, client: SMTP, owned: bool, reconnects: int) -> None:
+async def _worker(run: _Run, client: SMTP, owned: bool) -> None:
     """One connection: send while there is work, reconnecting after a drop."""
     failures = 0
     try:
@@ -254,12 +396,12 @@ async def _worker(run: _Run, client: SMTP, owned: bool, reconnects: int) -> None
                     failures = 0
                 except (SMTPException, OSError) as exc:
                     failures += 1
-                    if failures > reconnects:
+                    if failures > run.opts.reconnects:
                         if not run.stopped:
                             run.stopped = f"cannot reconnect to the server: {exc}"
                         run.changed.set()
                         return
-                    await asyncio.sleep(run.retry_delay * 2 ** (failures - 1))
+                    await asyncio.sleep(run.opts.retry_delay * 2 ** (failures - 1))
                     continue
             async for delivery in client.send_many(run):
                 run.settle(delivery)
@@ -276,123 +418,42 @@ async def _worker(run: _Run, client: SMTP, owned: bool, reconnects: int) -> None
                 client.close()
 
 
-def rate(counts: dict[str, int]) -> str:
-    """Messages answered per second so far, for progress displays."""
-    done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
-    seconds = counts.get("elapsed_ms", 0) / 1000
-    return f"{done / seconds:.1f} msg/s" if seconds > 0 else "- msg/s"
-
-
-def _default_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:
-    """A progress bar: tqdm.auto when installed (a widget in Jupyter), else a line on stderr."""
-    if os.environ.get("TQDM_DISABLE") or total == 0:
-        return None, lambda: None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        state = {"done": 0}
-
-        def show(counts: dict[str, int]) -> None:
-            done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
-            if done != state["done"]:
-                state["done"] = done
-                sys.stderr.write(
-                    f"\rsent {counts['accepted']}/{total}, refused {counts['refused'] + counts['failed']}, "
-                    f"retried {counts['retried']}, {rate(counts)}"
-                )
-
-        def end() -> None:
-            sys.stderr.write("\n")
-
-        return show, end
-    bar = tqdm(total=total, unit="msg", desc="merge")
-
-    def update(counts: dict[str, int]) -> None:
-        done = counts["accepted"] + counts["refused"] + counts["failed"] + counts["unknown"]
-        bar.update(done - bar.n)
-        bar.set_postfix(refused=counts["refused"] + counts["failed"], retried=counts["retried"], refresh=False)
-
-    return update, bar.close
-
-
 async def merge(
-    template: str | MergeTemplate,
-    rows: Any,
-    *,
-    send: bool = False,
-    client: SMTP | None = None,
-    smtp: Mapping[str, Any] | None = None,
-    html: str | None = None,
-    markdown: bool = False,
-    attachments: str | None = None,
-    files: Sequence[str] = (),
-    key: str | None = None,
-    preview: int = 3,
-    limit: int | None = None,
-    rate: str | float | None = None,
-    concurrency: int = 1,
-    retries: int = 3,
-    retry_delay: float = 2.0,
-    reconnects: int = 3,
-    stop_after_failures: int | None = None,
-    journal: str | os.PathLike[str] | Journal = DEFAULT_JOURNAL,
-    campaign: str = "default",
-    resend_unknown: bool = False,
-    continue_changed: bool = False,
-    progress: bool | Progress = True,
+    template: str | MergeTemplate, rows: Any, *, options: MergeOptions | None = None, **kwargs: Any
 ) -> MergePreview | MergeResult:
     """Render ``template`` for every row, validate all, then preview (default) or send.
 
     ``rows``: a pandas DataFrame, a list of dicts, any iterable of mappings or
-    a CSV path. ``key``: the column that identifies a row (default: its first
-    recipient). Sending needs ``client`` (an ``SMTP``, connected or not) or
-    ``smtp`` (the options of one); ``concurrency`` opens more connections with
-    the same options. ``rate``: ``30/min``, ``2/s``… ``retries``: attempts
-    after a 4xx reply or a drop before the data was sent, spaced
-    ``retry_delay * 2**n`` seconds. The journal (a SQLite file, by default in
-    the current directory) makes a rerun skip accepted rows and report, not
-    resend, rows whose outcome is unknown (``resend_unknown=True`` resends).
-    If the template changed since rows were accepted, nothing is sent unless
-    ``continue_changed=True`` or another ``campaign`` is given.
+    a CSV path. The options (``MergeOptions``, or the same as keywords):
+    ``key`` is the column that identifies a row (default: its first
+    recipient). Sending (``send=True``) needs ``client`` (an ``SMTP``,
+    connected or not) or ``smtp`` (the options of one); ``concurrency`` opens
+    more connections with the same options; ``embedded=True`` says the server
+    is the embedded one (a rehearsal). ``rate``: ``30/min``, ``2/s``…
+    ``retries``: attempts after a 4xx reply or a drop before the data was
+    sent, spaced ``retry_delay * 2**n`` seconds. The journal (a SQLite file,
+    by default in the current directory) makes a rerun skip accepted rows and
+    report, not resend, rows whose outcome is unknown (``resend_unknown=True``
+    resends). If rows were accepted with another message or by another real
+    server, nothing is sent unless ``continue_changed=True`` (count them as
+    sent) or another ``campaign`` is given (send everyone).
 
-    Raises ``TemplateError`` (the template), ``MergeValidationError`` (rows:
-    nothing sent), ``TemplateChanged``.
+    Raises ``TemplateError``, ``MergeValidationError`` (rows: nothing sent),
+    ``MessagesChanged``, ``DestinationChanged``, ``MergeBusy``, ``JournalError``.
     """
-    if not isinstance(template, MergeTemplate):
-        template = MergeTemplate(template, html=html, markdown=markdown, attachments=attachments, files=files)
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    per_second = parse_rate(rate)
+    opts = dataclasses.replace(options, **kwargs) if options is not None else MergeOptions(**kwargs)
+    merge_template = opts.template(template)
     source = RowSource(rows)
-    if send and client is None:
-        if smtp is None:
+    client = opts.client
+    if opts.send and client is None:
+        if opts.smtp is None:
             raise ValueError("sending needs client= (an smtp_nb.SMTP) or smtp= (its options)")
-        client = SMTP(**smtp)
+        client = SMTP(**opts.smtp)
     owned_primary = client is not None and not client.is_connected
-    if send and client is not None and not client.is_connected:
+    if opts.send and client is not None and not client.is_connected:
         await client.connect()
     try:
-        return await _merge(
-            template,
-            source,
-            send=send,
-            client=client,
-            owned_primary=owned_primary,
-            key=key,
-            preview=preview,
-            limit=limit,
-            per_second=per_second,
-            concurrency=concurrency,
-            retries=retries,
-            retry_delay=retry_delay,
-            reconnects=reconnects,
-            stop_after_failures=stop_after_failures,
-            journal=journal,
-            campaign=campaign,
-            resend_unknown=resend_unknown,
-            continue_changed=continue_changed,
-            progress=progress,
-        )
+        return await _merge(merge_template, source, opts, client, owned_primary)
     finally:
         if owned_primary and client is not None and client.is_connected:
             try:
@@ -401,44 +462,133 @@ async def merge(
                 client.close()
 
 
+def _journal_path(opts: MergeOptions) -> str:
+    path = os.fspath(opts.journal) if not isinstance(opts.journal, Journal) else opts.journal.path
+    return path if path == ":memory:" else os.path.abspath(path)
+
+
+def _open_journal(opts: MergeOptions) -> tuple[Journal | None, bool]:
+    """The journal to use and whether this merge owns (closes) it; a preview only looks, and creates nothing."""
+    if isinstance(opts.journal, Journal):
+        return opts.journal, False
+    if not opts.send:
+        return Journal.peek(opts.journal), True
+    return Journal(opts.journal), True
+
+
 async def _merge(
+    template: MergeTemplate, source: RowSource, opts: MergeOptions, client: SMTP | None, owned_primary: bool
+) -> MergePreview | MergeResult:
+    connected = client is not None and client.is_connected
+    destination = _Destination.of(client if connected else None, opts.embedded)
+    journal, owned = _open_journal(opts)
+    leased = False
+    try:
+        salt, run_number, died = "", 0, list[str]()
+        if opts.send and journal is not None:
+            run_number, salt, died = journal.acquire(opts.campaign, template.fingerprint)
+            leased = True
+        checked = _validate(template, source, opts, client if connected else None, journal, destination)
+        if not opts.send:
+            return checked.preview(opts, journal.path if journal else _journal_path(opts))
+        assert client is not None and journal is not None and destination is not None
+        checked.stop_if_changed(opts, journal, template)
+        journal.set_fingerprint(opts.campaign, template.fingerprint)
+        return await _send(template, source, opts, client, owned_primary, journal, (run_number, salt, died),
+                           destination, total=checked.counts["to_send"])  # fmt: skip
+    finally:
+        if journal is not None:
+            if leased:
+                try:
+                    journal.release(opts.campaign)
+                except JournalError:
+                    pass  # the journal vanished: the error that stopped the run says so
+            if owned:
+                journal.close()
+
+
+@dataclass
+class _Checked:
+    """What validation found: counts, the first messages, notes, attachments, rows accepted differently."""
+
+    counts: dict[str, int]
+    shown: list[tuple[int, str, Any, list[tuple[str, int]]]]
+    notes: list[Problem]
+    attachments: list[tuple[int, list[tuple[str, int]]]]
+    changed: list[int]
+    elsewhere: dict[str, list[int]]
+
+    def preview(self, opts: MergeOptions, journal_path: str) -> MergePreview:
+        return MergePreview(
+            messages=self.shown,
+            rows=self.counts["rows"],
+            recipients=self.counts["recipients"],
+            to_send=self.counts["to_send"],
+            skipped=self.counts["skipped"],
+            unknown=self.counts["unknown"],
+            rehearsed=self.counts["rehearsed"],
+            changed=len(self.changed) + sum(len(v) for v in self.elsewhere.values()),
+            notes=self.notes,
+            attachments=self.attachments,
+            attachment_rows=self.counts["attachment_rows"],
+            size_limit=self.counts.get("size_limit"),
+            journal=journal_path,
+            campaign=opts.campaign,
+        )
+
+    def stop_if_changed(self, opts: MergeOptions, journal: Journal, template: MergeTemplate) -> None:
+        ways = (
+            "To send everyone this version, start a new campaign (--campaign NEW / campaign='new'); to count "
+            "them as sent and send only the other rows, continue this one (--continue / continue_changed=True)"
+        )
+        if self.elsewhere:
+            where, rows = next(iter(self.elsewhere.items()))
+            total = sum(len(v) for v in self.elsewhere.values())
+            raise DestinationChanged(
+                f"{total} row(s) of campaign {opts.campaign!r} were accepted by {where}, another server than this "
+                f"one (rows {_listed(rows)}), so nothing was sent. {ways}"
+            )
+        if self.changed:
+            campaign = journal.campaign(opts.campaign)
+            if campaign is not None and campaign["fingerprint"] != template.fingerprint:
+                raise TemplateChanged(
+                    f"the template changed since {len(self.changed)} row(s) of campaign {opts.campaign!r} were "
+                    f"accepted (rows {_listed(self.changed)}), so nothing was sent. {ways}",
+                    rows=self.changed,
+                )
+            raise MessagesChanged(
+                f"{len(self.changed)} row(s) of campaign {opts.campaign!r} were accepted with another message than "
+                f"they would get now (rows {_listed(self.changed)}: their data changed), so nothing was sent. {ways}",
+                rows=self.changed,
+            )
+
+
+def _listed(rows: list[int]) -> str:
+    return ", ".join(str(r) for r in rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+
+
+def _validate(
     template: MergeTemplate,
     source: RowSource,
-    *,
-    send: bool,
+    opts: MergeOptions,
     client: SMTP | None,
-    owned_primary: bool,
-    key: str | None,
-    preview: int,
-    limit: int | None,
-    per_second: float | None,
-    concurrency: int,
-    retries: int,
-    retry_delay: float,
-    reconnects: int,
-    stop_after_failures: int | None,
-    journal: str | os.PathLike[str] | Journal,
-    campaign: str,
-    resend_unknown: bool,
-    continue_changed: bool,
-    progress: bool | Progress,
-) -> MergePreview | MergeResult:
-    size_limit = client.max_message_size if client is not None and client.is_connected else None
-    eight_bit = client.supports_extension("8bitmime") if client is not None and client.is_connected else True
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
-
-    # 1. Render and validate every row; nothing leaves before this is clean.
+    journal: Journal | None,
+    destination: _Destination | None,
+) -> _Checked:
+    """Render and check every row (nothing leaves before this is clean); ``MergeValidationError`` lists problems."""
+    size_limit = client.max_message_size if client is not None else None
+    eight_bit = client.supports_extension("8bitmime") if client is not None else True
     problems: list[Problem] = []
     total_problems = 0
-    jr.start_key_check()
-    counts = {"rows": 0, "recipients": 0, "to_send": 0, "skipped": 0, "unknown": 0}
-    shown: list[tuple[int, str, EmailMessage]] = []
+    keys: dict[str, int] = {}
+    counts = dict.fromkeys(("rows", "recipients", "to_send", "skipped", "unknown", "rehearsed", "attachment_rows"), 0)
+    checked = _Checked(counts, [], [], [], [], {})
     for number, row in source:
         counts["rows"] += 1
         try:
             rendered = template.render(row, number)
             recipients = rendered.recipients
-            row_key = _key(row, recipients, key)
+            row_key = _key(row, recipients, opts.key)
         except RowError as exc:
             total_problems += len(exc.problems)
             problems.extend(exc.problems[: max(0, _MAX_PROBLEMS - len(problems))])
@@ -446,14 +596,14 @@ async def _merge(
         except KeyError:
             total_problems += 1
             if len(problems) < _MAX_PROBLEMS:
-                problems.append(Problem(number, str(key), "no such column in this row (it is the --key column)"))
+                problems.append(Problem(number, str(opts.key), "no such column in this row (it is the --key column)"))
             continue
         found = []
-        earlier = jr.seen_before(row_key, number)
-        if earlier is not None:
-            found.append(Problem(number, key or "To", f"duplicate key {row_key!r} (also row {earlier})"))
+        earlier = keys.setdefault(row_key, number)
+        if earlier != number:
+            found.append(Problem(number, opts.key or "To", f"duplicate key {row_key!r} (also row {earlier})"))
         if size_limit is not None:
-            size = len(rendered.to_bytes(eight_bit=eight_bit))
+            size = rendered.estimated_size(eight_bit=eight_bit)
             if size > size_limit:
                 found.append(
                     Problem(number, "", f"the message is {size:,} bytes; the server accepts at most {size_limit:,}")
@@ -463,78 +613,91 @@ async def _merge(
             problems.extend(found[: max(0, _MAX_PROBLEMS - len(problems))])
             continue
         counts["recipients"] += len(recipients)
-        state = jr.state(campaign, row_key)
-        if state == "accepted":
-            counts["skipped"] += 1
-        elif state in ("unknown", "sending") and not resend_unknown:
-            counts["unknown"] += 1
+        checked.notes.extend(rendered.notes[: max(0, _MAX_PROBLEMS - len(checked.notes))])
+        files = [(a.name, a.size) for a in rendered.attachments]
+        counts["attachment_rows"] += bool(files)
+        if files and len(checked.attachments) < _MAX_LISTED:
+            checked.attachments.append((number, files))
+        entry = journal.row(opts.campaign, row_key) if journal is not None else None
+        decision = _decide(entry, rendered.digest(), destination, opts)
+        if decision == "changed":
+            checked.changed.append(number)
+        elif decision == "elsewhere":
+            assert entry is not None
+            checked.elsewhere.setdefault(str(entry["destination"]), []).append(number)
+        elif decision in ("skip", "unknown"):
+            counts["skipped" if decision == "skip" else "unknown"] += 1
+            if decision == "skip" and entry is not None and entry["rehearsal"]:
+                counts["rehearsed"] += 1
         else:
             counts["to_send"] += 1
-            if len(shown) < preview:
-                shown.append((number, row_key, rendered.to_message()))
+            counts["rehearsed"] += decision == "rehearsed"
+            if not opts.send and len(checked.shown) < opts.preview:
+                checked.shown.append((number, row_key, rendered.to_message(attachments=False), files))
     if total_problems:
         raise MergeValidationError(problems, total_problems, len({p.row for p in problems}))
-    if not send:
-        preview_result = MergePreview(
-            messages=shown,
-            rows=counts["rows"],
-            recipients=counts["recipients"],
-            to_send=counts["to_send"],
-            skipped=counts["skipped"],
-            unknown=counts["unknown"],
-            size_limit=size_limit,
-            journal=jr.path,
-            campaign=campaign,
-        )
-        if not isinstance(journal, Journal):
-            jr.close()
-        return preview_result
+    if size_limit is not None:
+        counts["size_limit"] = size_limit
+    return checked
 
-    # 2. Send.
-    assert client is not None
-    run_number, died = jr.begin(campaign, template.fingerprint, continue_changed=continue_changed)
+
+async def _send(
+    template: MergeTemplate,
+    source: RowSource,
+    opts: MergeOptions,
+    client: SMTP,
+    owned_primary: bool,
+    journal: Journal,
+    started: tuple[int, str, list[str]],
+    destination: _Destination,
+    *,
+    total: int,
+) -> MergeResult:
+    run_number, salt, died = started
+    total = min(total, opts.limit) if opts.limit is not None else total
     report: Progress | None
-    finish: Callable[[], None]
-    if callable(progress):
-        report, finish = progress, lambda: None
-    elif progress:
-        report, finish = _default_progress(min(counts["to_send"], limit) if limit is not None else counts["to_send"])
+    if callable(opts.progress):
+        report, finish = opts.progress, lambda: None
+    elif opts.progress:
+        report, finish = terminal_progress(total)
     else:
         report, finish = None, lambda: None
     run = _Run(
         template=template,
         source=source,
-        journal=jr,
-        campaign=campaign,
+        journal=journal,
+        opts=opts,
         run=run_number,
-        key_column=key,
-        resend_unknown=resend_unknown,
-        limit=limit,
-        retries=retries,
-        retry_delay=retry_delay,
-        stop_after_failures=stop_after_failures,
-        pacer=_Pacer(per_second),
-        eight_bit=eight_bit,
+        salt=salt,
+        destination=destination,
+        eight_bit=client.supports_extension("8bitmime"),
+        total=total,
         progress=report,
+        pacer=_Pacer(opts.per_second),
     )
-    started = time.monotonic()
-    clients = [client] + [client.clone() for _ in range(concurrency - 1)]
+    clock = time.monotonic()
+    clients = [client] + [client.clone() for _ in range(opts.concurrency - 1)]
     try:
-        await asyncio.gather(
-            *(_worker(run, c, owned=(c is not client or owned_primary), reconnects=reconnects) for c in clients)
-        )
+        await asyncio.gather(*(_worker(run, c, owned=(c is not client or owned_primary)) for c in clients))
+        journal.check_still_there()
+    except JournalError as exc:
+        run.stop(exc)
     finally:
         finish()
+    if run.error is not None:
+        raise run.error
     return MergeResult(
-        journal=jr,
-        campaign=campaign,
+        journal=journal,
+        campaign=opts.campaign,
         run=run_number,
         source=source,
-        key_of=lambda row: _key(row, template.render(row, 0).recipients, key),
+        key_of=lambda row: _key(row, template.render(row, 0).recipients, opts.key),
         counts=run.counts,
         died=died,
         stopped=run.stopped,
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - clock,
+        rehearsal=destination.rehearsal,
+        done=done(run.counts),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["RowSource"]
@@ -52,6 +52,13 @@ class RowSource:
                 if not isinstance(row, Mapping):
                     raise TypeError(f"row {number} is a {type(row).__name__}, not a mapping of column to value")
                 yield number, dict(row)
+
+    def subset(self, keep: Callable[[dict[str, Any]], bool]) -> Any:
+        """The rows ``keep`` says yes to, as the same kind as given: a DataFrame stays one, else a list of dicts."""
+        if _is_dataframe(self._rows):
+            positions = [number - 1 for number, row in self if keep(row)]
+            return self._rows.iloc[positions]
+        return [row for _, row in self if keep(row)]
 
 
 def _is_dataframe(rows: Any) -> bool:

@@ -1,41 +1,53 @@
-"""A merge template: headers, a blank line, a body — each part a Jinja2 template filled from one row.
+"""A merge template: headers, a blank line, a body — each part a Jinja2 template (sandboxed) filled from one row.
 
 Header values are rendered as headers: a field holding CR or LF is an error,
-never a new header, and a field in an address header can contribute at most
-one address, so a row can neither add headers nor recipients. Errors name the
-row and the column.
+never a new header; each address header holds exactly as many mailboxes as
+the template put there, so a row can neither add headers nor recipients.
+Attachment paths from rows stay inside a base folder. The HTML part is
+sanitised, and Markdown syntax in a row value renders literally. Errors name
+the row and the column.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.sandbox
 
-from .wire import Rendered, split_addresses
+from ..client.addresses import parse_address
+from .errors import TemplateError
+from .layout import header_breaker, parse_layout
+from .wire import Attachment, Rendered, split_addresses
 
-__all__ = ["ADDRESS_HEADERS", "MergeTemplate", "Problem", "RowError", "TemplateError"]
-
-#: Characters str.splitlines() ends a line at: the email package (and other readers) would start
-#: a new header there when they write the message out again.
-_LINE_ENDS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-#: Refused in a field that goes into a header: those line ends and every other control character but TAB.
-_HEADER_BREAKER = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+__all__ = ["ADDRESS_HEADERS", "MAX_ATTACHMENTS", "MergeTemplate", "Problem", "RowError", "TemplateError"]
 
 #: Headers whose values are address lists: the envelope recipients come from To, Cc and Bcc.
 ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+#: More attachment paths than this in one row is a row problem (found before any path is looked at).
+MAX_ATTACHMENTS = 100
+#: Link targets the HTML part may hold.
+_URL_SCHEMES = frozenset({"http", "https", "mailto", "cid"})
+#: Markdown's syntax characters: escaped with a backslash in row values so that they render as written.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|])")
+#: Characters that build address lists; a field holding one may be changing the header's structure.
+_ADDRESS_SYNTAX = frozenset(',;<>"():\\[]')
+#: Where no attachment may come from, wherever a symlink points.
+_SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """One reason a row cannot be sent."""
+    """One reason a row cannot be sent (or, as a note, something to look at in the preview)."""
 
     row: int  # 1-based position in the rows
     column: str  # the field (or header, or "") concerned
@@ -52,10 +64,6 @@ class RowError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
-
-
-class TemplateError(ValueError):
-    """The template itself is wrong (syntax, no blank line, bad header line); says where."""
 
 
 class _Empty:
@@ -94,12 +102,14 @@ def _mailbox(address: Any, name: Any = "") -> str:
     return f'"{email.utils.quote(name)}" <{address}>' if name else address
 
 
-def _environment(html: bool) -> jinja2.Environment:
-    env = jinja2.Environment(
+def _environment(html: bool, loader: jinja2.BaseLoader | None) -> jinja2.Environment:
+    """The sandbox: templates call no Python they were not given, and read no file unless ``loader`` says so."""
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=html,
         keep_trailing_newline=True,
         finalize=_finalize,
+        loader=loader,
     )
     env.filters["mailbox"] = _mailbox
     return env
@@ -118,6 +128,7 @@ class _Header:
     template: jinja2.Template
     fields: frozenset[str]
     line: int
+    mailboxes: int | None = None  # for address headers: how many the template itself puts there, once known
 
 
 class MergeTemplate:
@@ -125,9 +136,12 @@ class MergeTemplate:
 
     ``text`` is ``Header: value`` lines, a blank line, then the body. ``html``
     is an optional HTML alternative (Jinja2 with HTML escaping), or
-    ``markdown=True`` makes the HTML from the rendered body. ``attachments``
-    names a column of paths (a list, or several separated by ``;``);
-    ``files`` are attached to every message.
+    ``markdown=True`` makes the HTML from the rendered body; either way the
+    HTML part is sanitised. ``attachments`` names a column of paths (a list,
+    or several separated by ``;``), each inside ``attachments_root`` (default:
+    the current folder); ``files`` are attached to every message. Templates
+    run in Jinja's sandbox and include no other template unless ``loader``
+    (a ``jinja2`` loader) is given.
     """
 
     def __init__(
@@ -139,6 +153,8 @@ class MergeTemplate:
         attachments: str | None = None,
         files: Sequence[str] = (),
         defaults: Mapping[str, str] | None = None,
+        attachments_root: str | os.PathLike[str] | None = None,
+        loader: jinja2.BaseLoader | None = None,
     ) -> None:
         if html is not None and markdown:
             raise ValueError("give an HTML template or markdown=True, not both")
@@ -146,37 +162,36 @@ class MergeTemplate:
         self.html_source = html
         self.markdown = markdown
         self.attachments = attachments
-        self.files = tuple(files)
-        text_env, html_env = _environment(False), _environment(True)
+        self.files = tuple(os.fspath(f) for f in files)
+        root = os.fspath(attachments_root) if attachments_root is not None else os.getcwd()
+        if not os.path.isdir(root):
+            raise TemplateError(
+                f"the attachments folder {root} does not exist (attachments_root= / --attachments-root)"
+            )
+        self.attachments_root = os.path.realpath(root)
+        self._loader = loader
+        text_env, html_env = _environment(False, loader), _environment(True, loader)
         lines = text.replace("\r\n", "\n").split("\n")
         skipped = 0
-        while lines and not lines[0].strip():
+        while lines and not lines[0].strip():  # blank lines before the headers are not "no headers" here
             lines.pop(0)
             skipped += 1
-        try:
-            blank = next(i for i, line in enumerate(lines) if not line.strip())
-        except StopIteration:
-            raise TemplateError(
-                "the template needs headers, a blank line, then the body (no blank line found)"
-            ) from None
-        header_lines, body = lines[:blank], "\n".join(lines[blank + 1 :])
+        layout = parse_layout("\n".join(lines), need_blank_line=True)
         self.headers: list[_Header] = []
-        for number, line in _unfold(header_lines, skipped):
-            name, colon, value = line.partition(":")
-            if not colon or not name.strip() or " " in name.strip():
-                raise TemplateError(f"line {number}: {line!r} is not a header (it needs 'Name: value')")
-            compiled = self._compile(text_env, value.strip(), number)
-            self.headers.append(_Header(name.strip(), compiled, _fields(text_env, value, number), number))
+        for name, value, number in layout.headers:
+            line = number + skipped
+            compiled = self._compile(text_env, value, line)
+            self.headers.append(_Header(name, compiled, _fields(text_env, value, line), line))
         for name, value in (defaults or {}).items():
             if not any(h.name.lower() == name.lower() for h in self.headers):
                 compiled = self._compile(text_env, value, 0)
                 self.headers.append(_Header(name, compiled, _fields(text_env, value, 0), 0))
-        body_line = skipped + blank + 2  # the body's first line, counted from 1 in ``text``
-        self.body = self._compile(text_env, body, body_line)
+        body_line = layout.body_line + skipped
+        self.body = self._compile(text_env, layout.body, body_line)
         self.html = self._compile(html_env, html, 0) if html is not None else None
         self.fields = frozenset().union(
             *(h.fields for h in self.headers),
-            _fields(text_env, body, body_line),
+            _fields(text_env, layout.body, body_line),
             _fields(html_env, html, 0) if html is not None else (),
             {attachments} if attachments else (),
         )
@@ -187,13 +202,22 @@ class MergeTemplate:
         if "from" not in names:
             raise TemplateError("the template has no From header")
 
-    @staticmethod
-    def _compile(env: jinja2.Environment, source: str, offset: int) -> jinja2.Template:
+    def _compile(self, env: jinja2.Environment, source: str, offset: int) -> jinja2.Template:
+        def line_of(lineno: int | None) -> int:
+            return (lineno or 1) + max(offset - 1, 0)
+
         try:
-            return env.from_string(source)
+            tree = env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
-            line = (exc.lineno or 1) + max(offset - 1, 0)
-            raise TemplateError(f"line {line}: {exc.message}") from None
+            raise TemplateError(f"line {line_of(exc.lineno)}: {exc.message}") from None
+        if self._loader is None:
+            for node in tree.find_all((jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport,
+                                       jinja2.nodes.Extends)):  # fmt: skip
+                raise TemplateError(
+                    f"line {line_of(node.lineno)}: a merge template reads no other template "
+                    "({% include %}, {% import %}, {% extends %}) unless you pass loader= (a jinja2 loader)"
+                )
+        return env.from_string(tree)
 
     def _fingerprint(self) -> str:
         """Changes whenever the template, its HTML part or its attachments change."""
@@ -208,7 +232,10 @@ class MergeTemplate:
         return {k: _Empty(k) if _is_empty(v) else v for k, v in row.items()}
 
     def render(self, row: Mapping[str, Any], number: int) -> Rendered:
-        """The message for one row; ``RowError`` lists the problems of the row, one per column."""
+        """The message for one row; ``RowError`` lists the problems of the row, one per column.
+
+        ``Rendered.notes`` holds what is allowed but worth a look (an address whose domain has no dot).
+        """
         problems: list[Problem] = []
         context = self._context(row)
         for field in sorted(self.fields - set(row)):
@@ -217,6 +244,7 @@ class MergeTemplate:
             raise RowError(problems)
         headers: list[tuple[str, str]] = []
         addresses: dict[str, list[tuple[str, str]]] = {}
+        notes: list[Problem] = []
         for header in self.headers:
             value = self._render_part(header.template, context, number, header.name, problems)
             if value is None:
@@ -228,20 +256,25 @@ class MergeTemplate:
                 continue
             lower = header.name.lower()
             if lower in ADDRESS_HEADERS:
-                try:
-                    addresses.setdefault(lower, []).extend(split_addresses(value))
-                except ValueError as exc:
-                    hint = " (quote a display name that holds a comma: {{ email | mailbox(name) }})"
-                    problems.append(Problem(number, header.name, f"{exc}{hint if ',' in value else ''}"))
+                found = self._addresses(header, value, row, context, number, problems)
+                if found is None:
                     continue
+                addresses.setdefault(lower, []).extend(found)
+                for _, mailbox in found:
+                    domain = mailbox.rpartition("@")[2]
+                    if domain and "." not in domain and not domain.startswith("["):
+                        notes.append(Problem(number, header.name, f"{mailbox}: the domain {domain!r} has no dot"))
             headers.append((header.name, value))
         body = self._render_part(self.body, context, number, "body", problems)
         html = None
         if self.html is not None:
             html = self._render_part(self.html, context, number, "html", problems)
         elif self.markdown and body is not None:
-            html = _markdown(self._render_part(self.body, _escaped(context), number, "body", problems) or "")
-        rendered = Rendered(headers, addresses, body or "", html, self._attachment_paths(row, number, problems))
+            html = _markdown(self._render_part(self.body, _markdown_escaped(context), number, "body", problems) or "")
+        if html is not None:
+            html = _sanitise(html)
+        attached = self._attachments(row, number, problems)
+        rendered = Rendered(headers, addresses, body or "", html, attached, notes)
         if not rendered.recipients and not problems:
             problems.append(Problem(number, "To", "no recipient: To, Cc and Bcc are all empty"))
         if problems:
@@ -257,53 +290,198 @@ class MergeTemplate:
             problems.append(Problem(number, exc.column, f"is empty but the {part} uses it"))
         except jinja2.UndefinedError as exc:
             problems.append(Problem(number, part, str(exc.message)))
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(f"the {part} does something a merge template may not: {exc}") from None
         except jinja2.TemplateError as exc:
             problems.append(Problem(number, part, f"template error: {exc}"))
+        except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            problems.append(Problem(number, part, f"{type(exc).__name__}: {exc}"))
         return None
 
     def _check_header(
         self, header: _Header, value: str, row: Mapping[str, Any], number: int, problems: list[Problem]
     ) -> None:
-        address = header.name.lower() in ADDRESS_HEADERS
         for field in sorted(header.fields):
             raw = row.get(field)
-            values = raw if isinstance(raw, (list, tuple)) else [raw]
-            for item in values:
-                if not isinstance(item, str):
-                    continue
-                bad = _HEADER_BREAKER.search(item)
-                if bad:
-                    what = "a line break" if bad.group() in _LINE_ENDS else f"the control character {bad.group()!r}"
+            for item in raw if isinstance(raw, (list, tuple)) else [raw]:
+                what = header_breaker(item) if isinstance(item, str) else None
+                if what:
                     problems.append(Problem(number, field, f"holds {what}; it cannot go in the {header.name} header"))
-                elif address and (item.count("@") > 1 or ("@" in item and any(c in item for c in ",;"))):
-                    problems.append(
-                        Problem(
-                            number,
-                            field,
-                            f"holds more than one address ({item!r}); a field adds at most one recipient "
-                            f"to the {header.name} header (give a list to send to several)",
-                        )
-                    )
-        if _HEADER_BREAKER.search(value) and not any(p.row == number for p in problems):
-            problems.append(Problem(number, header.name, "the rendered value holds a line break"))
+                    break
+        what = header_breaker(value)
+        if what and not any(p.row == number for p in problems):
+            problems.append(Problem(number, header.name, f"the rendered value holds {what}"))
 
-    def _attachment_paths(self, row: Mapping[str, Any], number: int, problems: list[Problem]) -> list[str]:
-        paths = list(self.files)
-        if self.attachments:
-            value = row.get(self.attachments)
-            if isinstance(value, (list, tuple)):
-                paths += [str(v) for v in value if not _is_empty(v)]
-            elif not _is_empty(value) and str(value).strip():
-                paths += [p.strip() for p in str(value).split(";") if p.strip()]
-        for path in paths:
-            if not os.path.isfile(path):
-                column = self.attachments if path not in self.files else "attachments"
-                problems.append(Problem(number, column or "attachments", f"attachment {path!r} does not exist"))
-            elif not os.access(path, os.R_OK):
-                problems.append(
-                    Problem(number, self.attachments or "attachments", f"attachment {path!r} is not readable")
+    def _addresses(
+        self,
+        header: _Header,
+        value: str,
+        row: Mapping[str, Any],
+        context: Mapping[str, Any],
+        number: int,
+        problems: list[Problem],
+    ) -> list[tuple[str, str]] | None:
+        """The header's mailboxes, if the row kept the template's structure and every mailbox is valid."""
+        shape = _structure(header.template.render(_tokens(context, header.fields)))
+        actual = _structure(value)
+        if actual != shape:
+            suspects = [f for f in sorted(header.fields) if _holds_address_syntax(row.get(f))]
+            named = ", ".join(suspects or sorted(header.fields))
+            problems.append(
+                Problem(
+                    number,
+                    named,
+                    f"the {header.name} header would hold {actual[0]} address(es) and {actual[1]} <...> where the "
+                    f"template puts {shape[0]} and {shape[1]}: "
+                    f"a row's values cannot add or remove recipients (write {{{{ email | mailbox(name) }}}})",
                 )
-        return paths
+            )
+            return None
+        try:
+            return list(split_addresses(value))
+        except ValueError as exc:
+            problems.append(self._bad_address(header, row, context, number, exc))
+            return None
+
+    def _bad_address(
+        self, header: _Header, row: Mapping[str, Any], context: Mapping[str, Any], number: int, exc: ValueError
+    ) -> Problem:
+        """The field whose value is not an address, shown as typed; else the header and the parser's words."""
+        for field in sorted(header.fields):
+            raw = row.get(field)
+            if not isinstance(raw, str):
+                continue
+            try:
+                split_addresses(header.template.render({**context, field: "user@example.com"}))
+            except (ValueError, jinja2.TemplateError, _EmptyField):
+                continue
+            try:
+                parse_address(raw.strip(" \t"))
+                reason = str(exc).partition(": ")[2] or str(exc)
+            except ValueError as own:
+                reason = str(own).partition(": ")[2] or str(own)
+            return Problem(number, field, f"{raw!r} is not a valid email address: {reason}")
+        hint = " (quote a display name that holds a comma: {{ email | mailbox(name) }})"
+        return Problem(number, header.name, f"{exc}{hint if ',' in str(exc) else ''}")
+
+    def _attachments(self, row: Mapping[str, Any], number: int, problems: list[Problem]) -> list[Attachment]:
+        """The row's files, each checked with ``stat`` (never read): inside the folder, a regular readable file."""
+        column = self.attachments or "attachments"
+        found: list[Attachment] = []
+        for path in self.files:
+            attachment = _regular_file(os.path.realpath(path), path)
+            if isinstance(attachment, str):
+                problems.append(Problem(number, "attachments", attachment))
+            else:
+                found.append(attachment)
+        if not self.attachments:
+            return found
+        value = row.get(self.attachments)
+        if isinstance(value, (list, tuple)):
+            if len(value) > MAX_ATTACHMENTS:
+                problems.append(Problem(number, column, f"lists {len(value):,} files; at most {MAX_ATTACHMENTS}"))
+                return found
+            paths = [str(v).strip() for v in value if not _is_empty(v)]
+        elif _is_empty(value):
+            paths = []
+        else:
+            text = str(value)
+            if text.count(";") >= MAX_ATTACHMENTS:
+                problems.append(
+                    Problem(number, column, f"lists {text.count(';') + 1:,} files; at most {MAX_ATTACHMENTS}")
+                )
+                return found
+            paths = [p.strip() for p in text.split(";") if p.strip()]
+        for path in paths:
+            attachment = self._inside_root(path)
+            if isinstance(attachment, str):
+                problems.append(Problem(number, column, attachment))
+                break
+            found.append(attachment)
+        return found
+
+    def _inside_root(self, path: str) -> Attachment | str:
+        """The attachment at ``path`` under the attachments folder, or what is wrong with it."""
+        root = self.attachments_root
+        if "\0" in path:
+            return f"attachment {path!r} holds a NUL character"
+        if os.path.isabs(path) or path.startswith("~"):
+            return (
+                f"attachment {path!r} is an absolute path: give a path inside {root} "
+                "(or choose the folder with attachments_root= / --attachments-root)"
+            )
+        if ".." in re.split(r"[\\/]", path):
+            return f"attachment {path!r} leads out of the attachments folder {root} ('..')"
+        real = os.path.realpath(os.path.join(root, path))
+        if not real.startswith(root.rstrip(os.sep) + os.sep) or real.startswith(_SYSTEM_TREES):
+            return f"attachment {path!r} leads out of the attachments folder {root} (a symbolic link)"
+        return _regular_file(real, path)
+
+
+def _regular_file(real: str, shown: str) -> Attachment | str:
+    try:
+        found = os.stat(real)
+    except FileNotFoundError:
+        return f"attachment {shown!r} does not exist"
+    except OSError as exc:
+        return f"attachment {shown!r} cannot be looked at ({exc.strerror})"
+    if real.startswith(_SYSTEM_TREES) or not stat.S_ISREG(found.st_mode):
+        return f"attachment {shown!r} is not a regular file"
+    if not os.access(real, os.R_OK):
+        return f"attachment {shown!r} is not readable"
+    return Attachment(real, os.path.basename(real), found.st_size, found.st_mtime_ns)
+
+
+def _tokens(context: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """``context`` with each of ``fields`` replaced by a plain word (same truth, same list length)."""
+    tamed = dict(context)
+    for field in fields:
+        value = context.get(field)
+        if isinstance(value, (list, tuple)):
+            tamed[field] = ["x"] * len(value)
+        elif isinstance(value, str):
+            tamed[field] = "x"
+        elif not isinstance(value, (_Empty, bool, int, float)) and value is not None:
+            tamed[field] = "x"
+    return tamed
+
+
+def _holds_address_syntax(value: Any) -> bool:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(i, str) and (any(c in _ADDRESS_SYNTAX for c in i) or i.count("@") > 1) for i in items)
+
+
+def _structure(value: str) -> tuple[int, int]:
+    """An address-list value's structure alone: (mailboxes, <angle-addr>s), from commas, groups, quotes and <>."""
+    count, text, quoted, angle, comment, escaped, angles = 0, False, False, False, 0, False, 0
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif comment:
+            comment += {"(": 1, ")": -1}.get(char, 0)
+        elif char == '"':
+            quoted = text = True
+        elif char == "(":
+            comment = 1
+        elif char == "<":
+            angle = text = True
+            angles += 1
+        elif char == ">":
+            angle = False
+        elif angle:
+            continue
+        elif char in ",;":
+            count += text
+            text = False
+        elif char == ":":
+            text = False  # a group's name: its members follow
+        elif not char.isspace():
+            text = True
+    return count + text, angles
 
 
 def _one_per_column(problems: list[Problem]) -> list[Problem]:
@@ -317,18 +495,6 @@ def _one_per_column(problems: list[Problem]) -> list[Problem]:
     return kept
 
 
-def _unfold(lines: list[str], skipped: int) -> list[tuple[int, str]]:
-    """Header lines with their continuation lines joined, each with its 1-based line number."""
-    unfolded: list[tuple[int, str]] = []
-    for number, line in enumerate(lines, skipped + 1):
-        if line[:1] in (" ", "\t") and unfolded:
-            first, text = unfolded[-1]
-            unfolded[-1] = (first, text + " " + line.strip())
-        else:
-            unfolded.append((number, line))
-    return unfolded
-
-
 def _fields(env: jinja2.Environment, source: str | None, offset: int) -> frozenset[str]:
     if not source:
         return frozenset()
@@ -338,11 +504,14 @@ def _fields(env: jinja2.Environment, source: str | None, offset: int) -> frozens
         raise TemplateError(f"line {(exc.lineno or 1) + max(offset - 1, 0)}: {exc.message}") from None
 
 
-def _escaped(context: Mapping[str, Any]) -> dict[str, Any]:
-    """Field values made safe for HTML, for the markdown-to-HTML part."""
+def _markdown_escaped(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values as data for the Markdown-to-HTML part: HTML escaped, Markdown syntax backslash-escaped."""
     import html
 
-    return {k: html.escape(v) if isinstance(v, str) else v for k, v in context.items()}
+    return {
+        k: _MARKDOWN_SYNTAX.sub(r"\\\1", html.escape(v, quote=False)) if isinstance(v, str) else v
+        for k, v in context.items()
+    }
 
 
 def _markdown(text: str) -> str:
@@ -351,3 +520,22 @@ def _markdown(text: str) -> str:
     except ImportError:
         raise TemplateError("markdown=True needs the markdown package: pip install 'smtp_nb[merge]'") from None
     return str(markdown.markdown(text, extensions=["extra"]))
+
+
+def _sanitise(html: str) -> str:
+    """The HTML part without scripts, event handlers or links other than http, https, mailto and cid."""
+    try:
+        import nh3
+    except ImportError:
+        raise TemplateError("an HTML part needs the nh3 package: pip install 'smtp_nb[merge]'") from None
+    return str(nh3.clean(html, attributes=_html_attributes(), url_schemes=set(_URL_SCHEMES), link_rel=None))
+
+
+@functools.lru_cache(maxsize=1)
+def _html_attributes() -> dict[str, set[str]]:
+    """nh3's attributes, and the layout ones mail templates use on any tag."""
+    import nh3
+
+    attributes = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
+    attributes["*"] = attributes.get("*", set()) | {"style", "class", "align", "width", "height"}
+    return attributes

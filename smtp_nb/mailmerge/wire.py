@@ -14,20 +14,23 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.charset
+import email.errors
 import email.policy
 import email.quoprimime
 import email.utils
 import functools
+import hashlib
+import math
 import mimetypes
-import os
 import re
 from email.header import Header
 from email.message import EmailMessage
+from typing import Any
 
 from ..client.addresses import parse_address
 from ..client.message import header_addresses
 
-__all__ = ["Rendered", "split_addresses"]
+__all__ = ["Attachment", "Rendered", "split_addresses"]
 
 _UTF8 = email.charset.Charset("utf-8")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")  # atext: a word that needs no quoting or encoding
@@ -78,7 +81,11 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
 
 
 def _split_with_email_package(value: str) -> list[tuple[str, str]]:
-    return [(a.display_name, parse_address(a.addr_spec)) for a in header_addresses("To", value)]
+    try:
+        found = header_addresses("To", value)
+    except (AttributeError, IndexError, TypeError, email.errors.HeaderParseError):  # e.g. a group mid-list
+        raise ValueError(f"{value!r} is not a list of email addresses") from None
+    return [(a.display_name, parse_address(a.addr_spec)) for a in found]
 
 
 def _encode_header(name: str, value: str) -> str:
@@ -170,6 +177,16 @@ def _fold(line: str) -> str:
     return "\r\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    """A file to attach, as ``stat`` saw it when the row was checked (it is read only when the message is sent)."""
+
+    path: str  # resolved
+    name: str
+    size: int
+    mtime_ns: int
+
+
 @dataclasses.dataclass
 class Rendered:
     """One row's message, rendered: header values in template order, text, optional HTML and attachments."""
@@ -178,7 +195,8 @@ class Rendered:
     addresses: dict[str, list[tuple[str, str]]]  # lower-case header name → (name, mailbox) pairs
     text: str
     html: str | None = None
-    attachments: list[str] = dataclasses.field(default_factory=list)
+    attachments: list[Attachment] = dataclasses.field(default_factory=list)
+    notes: list[Any] = dataclasses.field(default_factory=list)  # Problems allowed but worth a look in the preview
 
     @property
     def sender(self) -> str:
@@ -197,6 +215,25 @@ class Rendered:
         headers = [(n, v) for n, v in self.headers if n.lower() not in names]
         headers += [(k.replace("_", "-"), v) for k, v in extra.items()]
         return dataclasses.replace(self, headers=headers)
+
+    def digest(self) -> str:
+        """What this row's message is, without Date and Message-ID: changes when anything sent would change.
+
+        Attachments count by name, size and modification time (from ``stat``; the files are not read).
+        """
+        hashed = hashlib.sha256()
+        for name, value in self.headers:
+            if name.lower() not in ("date", "message-id"):
+                hashed.update(f"{name.lower()}: {value}\0".encode())
+        hashed.update(f"\0{self.text}\0{self.html}\0".encode())
+        for a in self.attachments:
+            hashed.update(f"{a.name}\0{a.size}\0{a.mtime_ns}\0".encode())
+        return hashed.hexdigest()[:32]
+
+    def estimated_size(self, *, eight_bit: bool = True) -> int:
+        """The message's size on the wire, attachments counted from their sizes (base64), without reading them."""
+        size = len(dataclasses.replace(self, attachments=[]).to_bytes(eight_bit=eight_bit))
+        return size + sum(math.ceil(a.size / 57) * 78 + 200 for a in self.attachments)
 
     def to_bytes(self, *, eight_bit: bool = True) -> bytes:
         """The message as sent: CRLF line endings, without Bcc."""
@@ -230,9 +267,11 @@ class Rendered:
         ]
         return "\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + body.replace(b"\n", b"\r\n")
 
-    def to_message(self) -> EmailMessage:
-        """An ``EmailMessage`` of exactly what is sent (Bcc kept), for previews and inspection."""
-        message = email.message_from_bytes(self.to_bytes().replace(b"\r\n", b"\n"), policy=email.policy.default)
+    def to_message(self, *, attachments: bool = True) -> EmailMessage:
+        """An ``EmailMessage`` of exactly what is sent (Bcc kept), for inspection; ``attachments=False`` for
+        previews (the files are then not read)."""
+        shown = self if attachments else dataclasses.replace(self, attachments=[])
+        message = email.message_from_bytes(shown.to_bytes().replace(b"\r\n", b"\n"), policy=email.policy.default)
         for value in (v for n, v in self.headers if n.lower() == "bcc"):
             message["Bcc"] = value
         return message  # type: ignore[return-value]
@@ -245,15 +284,13 @@ class Rendered:
         message.set_content(self.text)
         if self.html is not None:
             message.add_alternative(self.html, subtype="html")
-        for path in self.attachments:
-            kind, encoding = mimetypes.guess_type(path)
+        for attachment in self.attachments:
+            kind, encoding = mimetypes.guess_type(attachment.name)
             if kind is None or encoding is not None:
                 kind = "application/octet-stream"
             maintype, subtype = kind.split("/", 1)
-            with open(path, "rb") as handle:
-                message.add_attachment(
-                    handle.read(), maintype=maintype, subtype=subtype, filename=os.path.basename(path)
-                )
+            with open(attachment.path, "rb") as handle:
+                message.add_attachment(handle.read(), maintype=maintype, subtype=subtype, filename=attachment.name)
         policy = email.policy.SMTP if eight_bit else email.policy.SMTP.clone(cte_type="7bit")
         return message.as_bytes(policy=policy)
 

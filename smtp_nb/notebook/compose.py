@@ -8,7 +8,6 @@ header. Anything wrong raises ``MessageError`` before a byte is sent.
 
 from __future__ import annotations
 
-import dataclasses
 import email.errors
 import email.message
 import email.policy
@@ -21,54 +20,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from smtp_nb.client.message import extract_recipients, extract_sender
+from smtp_nb.mailmerge.errors import TemplateError
+from smtp_nb.mailmerge.layout import MIME_HEADERS, Layout, header_breaker, parse_layout
 
 from .errors import MessageError
 
 __all__ = ["Draft", "build_message", "parse_cell"]
 
-#: RFC 5322 field name: printable ASCII except the colon.
-_FIELD_NAME = re.compile(r"[!-9;-~]+")
-#: Headers that describe the body: smtp_nb writes them from --html and --attach.
-_MIME_HEADERS = {"mime-version", "content-type", "content-transfer-encoding", "content-disposition"}
 _NOTHING_SENT = "nothing was sent"
 
-
-@dataclasses.dataclass
-class Draft:
-    """A cell split into header templates (name, value, line number) and a body template."""
-
-    headers: list[tuple[str, str, int]]
-    body: str
-    body_line: int
+#: A cell split into header templates (name, value, line number) and a body template.
+Draft = Layout
 
 
 def parse_cell(cell: str) -> Draft:
-    """Split a cell into headers and body (folded header lines are joined)."""
-    lines = cell.replace("\r\n", "\n").split("\n")
-    headers: list[list[Any]] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        number = index + 1
-        index += 1
-        if not line.strip():
-            break
-        if line[0] in " \t":
-            if not headers:
-                raise MessageError(
-                    f"line {number} starts with a space, but no header comes before it to continue; {_NOTHING_SENT}"
-                )
-            headers[-1][1] += " " + line.strip()
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not _FIELD_NAME.fullmatch(name):
-            shown = line if len(line) <= 60 else line[:57] + "..."
-            raise MessageError(
-                f"line {number} is not a header ({shown!r}): headers are 'Name: value', and an empty line "
-                f"separates them from the body (start the cell with an empty line for a body alone); {_NOTHING_SENT}"
-            )
-        headers.append([name, value.strip(), number])
-    return Draft([(n, v, i) for n, v, i in headers], "\n".join(lines[index:]), index + 1)
+    """Split a cell into headers and body (folded header lines are joined): the merge's own parser."""
+    try:
+        return parse_layout(cell, need_blank_line=False)
+    except TemplateError as exc:
+        raise MessageError(f"{exc}; {_NOTHING_SENT}") from None
 
 
 class _Templates:
@@ -206,7 +176,7 @@ def build_message(
             headers = [h for h in headers if h[0].lower() != name.lower()]
             headers.append((name, ", ".join(values), f"the --{name.lower()} option"))
     for name, _, where in headers:
-        if name.lower() in _MIME_HEADERS:
+        if name.lower() in MIME_HEADERS:
             raise MessageError(
                 f"{where}: leave {name} out, smtp_nb writes it (use --html for an HTML body, --attach for files); "
                 f"{_NOTHING_SENT}"
@@ -225,10 +195,11 @@ def build_message(
     message = email.message.EmailMessage(policy=email.policy.default)
     for name, value, where in headers:
         rendered = templates.render(where, value)
-        if any(c in rendered for c in "\r\n\0"):
+        what = header_breaker(rendered)
+        if what:
             raise MessageError(
-                f"{where} holds a line break once its fields are filled in; a line break in a header would "
-                f"start a new header, so it is refused; {_NOTHING_SENT}"
+                f"{where} holds {what} once its fields are filled in; it could start a new header, "
+                f"so it is refused; {_NOTHING_SENT}"
             )
         try:
             message[name] = rendered

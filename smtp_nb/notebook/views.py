@@ -232,15 +232,15 @@ class SendResult(View):
                 rows.append((recipient, "", "", "no reply (not asked)", "not sent"))
             else:
                 outcome = "accepted" if reply.code in (250, 251) else "refused"
-                rows.append((recipient, str(reply.code), reply.enhanced_status or "", reply.message, outcome))
+                rows.append((recipient, str(reply.code), _status(reply), reply.message, outcome))
         if d.mail is not None and d.mail.code != 250:
             rows.insert(
                 0,
-                (f"MAIL FROM:<{d.sender}>", str(d.mail.code), d.mail.enhanced_status or "", d.mail.message, "refused"),
+                (f"MAIL FROM:<{d.sender}>", str(d.mail.code), _status(d.mail), d.mail.message, "refused"),
             )
         if d.data is not None:
             queued = f"queue id {self.queue_id}" if self.queue_id else ("accepted" if d.data.code == 250 else "refused")
-            rows.append(("DATA", str(d.data.code), d.data.enhanced_status or "", d.data.message, queued))
+            rows.append(("DATA", str(d.data.code), _status(d.data), d.data.message, queued))
         return rows
 
     _HEADERS = ("recipient", "code", "status", "reply", "outcome")
@@ -257,6 +257,13 @@ class SendResult(View):
         rows = self.rows()
         styles = [_REFUSED if row[4] in ("refused", "not sent") else None for row in rows]
         return f"{head}\n{html_table(self._HEADERS, rows, styles=styles)}"
+
+
+def _status(reply: SMTPResponse) -> str:
+    """The reply's enhanced status code (RFC 3463), or, from a server that gives none, its class in words."""
+    if reply.enhanced_status:
+        return reply.enhanced_status
+    return {2: "success", 3: "go on", 4: "temporary failure", 5: "permanent failure"}.get(reply.code // 100, "")
 
 
 # -- one command ------------------------------------------------------------------------

@@ -14,13 +14,14 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import smtp_nb
-from smtp_nb.mailmerge import MergeTemplate, MergeValidationError, RowError
+from smtp_nb.mailmerge import MergeTemplate, MergeValidationError, RowError, TemplateError
 
 TEMPLATE = "From: Office <office@example.com>\nTo: {{ email | mailbox(name) }}\nSubject: Hello {{ subject }}\n\nx"
 HTML = "<p>Hello {{ name }}</p>"
@@ -126,4 +127,166 @@ def test_a_unicode_space_around_the_address_is_refused_not_stripped(email_field)
     """Stripped, the envelope went to bo@example.com while the To header, as a reader parses it, said otherwise."""
     with pytest.raises(RowError) as info:
         MergeTemplate(TEMPLATE).render({"name": "Bo", "email": email_field, "subject": "hi"}, 2)
-    assert "invalid email address" in str(info.value)
+    assert "is not a valid email address" in str(info.value)
+
+
+# -- rows and templates from someone else (issue 15) ----------------------------------------------------------------
+
+SIMPLE = "From: a@example.com\nTo: {{ name }} <{{ email }}>\nSubject: hi\n\n{{ body }}\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "fields"),
+    [
+        ({"name": "<evil@attacker.example>", "email": "bo@example.com", "body": "x"}, "name"),
+        ({"name": "postmaster,", "email": "bo@example.com", "body": "x"}, "name"),
+    ],
+)
+def test_fields_cannot_add_recipients_alone_or_together(row, fields):
+    with pytest.raises(
+        RowError, match=r"would hold \d address\(es\) and \d <...> where the template puts 1 and 1"
+    ) as info:
+        MergeTemplate(SIMPLE).render(row, 1)
+    assert info.value.problems[0].column == fields
+
+
+def test_two_fields_together_cannot_add_a_recipient():
+    template = "From: a@example.com\nTo: {{ first }} {{ last }} <{{ email }}>\n\nx\n"
+    row = {"first": "<evil@attacker.example>", "last": ", Smith", "email": "bo@example.com"}
+    with pytest.raises(RowError) as info:
+        MergeTemplate(template).render(row, 3)
+    assert info.value.problems[0].column == "first, last" and "would hold 2 address" in str(info.value)
+
+
+def test_a_group_in_a_field_is_a_row_problem_not_a_crash():
+    with pytest.raises(RowError, match="row 1, "):
+        MergeTemplate(SIMPLE).render({"name": "undisclosed:;", "email": "bo@example.com", "body": "x"}, 1)
+
+
+def test_the_address_as_typed_and_its_column():
+    template = "From: a@example.com\nTo: {{ email | mailbox(name) }}\n\nx\n"
+    with pytest.raises(RowError) as info:
+        MergeTemplate(template).render({"name": "Edsger", "email": "edsger(at)example"}, 2)
+    (problem,) = info.value.problems
+    assert problem.column == "email" and problem.problem.startswith("'edsger(at)example' is not a valid email")
+    with pytest.raises(RowError, match=r"'bo@@example\.com' is not a valid email address"):
+        MergeTemplate(template).render({"name": "Bo", "email": "bo@@example.com"}, 2)
+
+
+def test_a_domain_without_a_dot_is_accepted_and_flagged(tmp_path):
+    template = "From: a@example.com\nTo: {{ email }}\n\nx\n"
+    preview = smtp_nb.merge_sync(template, [{"email": "cy@example"}], journal=tmp_path / "j", progress=False)
+    assert preview.to_send == 1
+    assert "note: row 1, To: cy@example: the domain 'example' has no dot" in repr(preview)
+
+
+def test_templates_run_in_the_sandbox():
+    template = "From: a@example.com\nTo: b@example.com\n\n{{ cycler.__init__.__globals__.os.popen('id').read() }}\n"
+    with pytest.raises(TemplateError, match="may not"):
+        MergeTemplate(template).render({}, 1)
+
+
+def test_an_include_is_one_line_unless_a_loader_is_given():
+    import jinja2
+
+    template = "From: a@example.com\nTo: b@example.com\n\n{% include 'footer.txt' %}\n"
+    with pytest.raises(TemplateError, match=r"line 4: a merge template reads no other template .* loader="):
+        MergeTemplate(template)
+    loader = jinja2.DictLoader({"footer.txt": "-- the office"})
+    rendered = MergeTemplate(template, loader=loader).render({}, 1)
+    assert rendered.text == "-- the office\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[click](javascript:alert(1))", "![](http://tracker.example/p.gif)", "<a href='javascript:x'>y</a>"],
+)
+def test_markdown_in_a_row_value_renders_literally(value):
+    template = "From: a@example.com\nTo: b@example.com\n\nHello {{ name }}, see [our site](https://example.com/).\n"
+    html = MergeTemplate(template, markdown=True).render({"name": value}, 1).html
+    assert html is not None
+    assert 'href="javascript' not in html and "<img" not in html
+    assert '<a href="https://example.com/">our site</a>' in html  # the template's own link stays as written
+
+
+def test_the_html_part_keeps_only_safe_link_targets():
+    html = '<p><a href="https://example.com/">ok</a> <a href="javascript:alert(1)">bad</a> <img src="cid:logo"></p>'
+    rendered = MergeTemplate("From: a@example.com\nTo: b@example.com\n\nx\n", html=html).render({}, 1).html
+    assert '<a href="https://example.com/">ok</a>' in rendered and "javascript" not in rendered
+    assert '<img src="cid:logo">' in rendered
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/etc/passwd", "is an absolute path"),
+        ("../outside.txt", "leads out of the attachments folder"),
+        ("link", "leads out of the attachments folder"),
+        ("sub", "is not a regular file"),
+        ("environ", "leads out of the attachments folder"),
+        ("fifo", "is not a regular file"),
+    ],
+)
+def test_attachments_stay_inside_their_folder(tmp_path, path, said):
+    root = tmp_path / "files"
+    root.mkdir()
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "link").symlink_to(tmp_path / "outside.txt")
+    (root / "environ").symlink_to("/proc/self/environ")
+    (root / "sub").mkdir()
+    os.mkfifo(root / "fifo")
+    template = MergeTemplate(
+        "From: a@example.com\nTo: b@example.com\n\nx\n", attachments="files", attachments_root=root
+    )
+    with pytest.raises(RowError, match=said) as info:
+        template.render({"files": path}, 7)
+    assert info.value.problems[0].column == "files"
+
+
+def test_twenty_thousand_attachment_paths_are_refused_before_looking_at_any(tmp_path):
+    template = MergeTemplate(
+        "From: a@example.com\nTo: b@example.com\n\nx\n", attachments="files", attachments_root=tmp_path
+    )
+    with pytest.raises(RowError, match="lists 20,000 files; at most 100"):
+        template.render({"files": ";".join(["/etc/passwd"] * 20_000)}, 1)
+    with pytest.raises(RowError, match="lists 20,000 files"):
+        template.render({"files": ["x"] * 20_000}, 1)
+
+
+def test_a_preview_lists_every_rows_attachments_without_reading_them(tmp_path):
+    import tracemalloc
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(100 * 1024 * 1024)  # 100 MB (sparse: costs no disk)
+    (tmp_path / "small.txt").write_text("hello")
+    rows = [{"email": f"s{i}@example.com", "files": "big.bin" if i == 0 else "small.txt"} for i in range(5)]
+    template = "From: a@example.com\nTo: {{ email }}\n\nx\n"
+    tracemalloc.start()
+    try:
+        preview = smtp_nb.merge_sync(
+            template, rows, attachments="files", attachments_root=tmp_path, journal=tmp_path / "j", progress=False
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
+    assert [(row, files) for row, files in preview.attachments] == [(1, [("big.bin", 104857600)])] + [
+        (i, [("small.txt", 5)]) for i in range(2, 6)
+    ]
+    assert "104,857,600 bytes" in repr(preview)
+
+
+def test_a_large_preview_says_how_many_rows_have_attachments(tmp_path):
+    (tmp_path / "small.txt").write_text("hello")
+    rows = [{"email": f"s{i}@example.com", "files": "small.txt"} for i in range(1200)]
+    preview = smtp_nb.merge_sync(
+        "From: a@example.com\nTo: {{ email }}\n\nx\n",
+        rows,
+        attachments="files",
+        attachments_root=tmp_path,
+        journal=tmp_path / "j",
+        progress=False,
+    )
+    assert len(preview.attachments) == 1000 and preview.attachment_rows == 1200
+    assert "Attachments of every row (the first 1,000 of 1,200 rows):" in repr(preview)

@@ -52,8 +52,16 @@ def test_long_subject_is_folded():
         ({"name": "Bo", "email": "bo@example.com", "grade": float("nan")}, "grade", "is empty"),
         ({"name": "Bo\r\nBcc: evil@example.com", "email": "bo@example.com", "grade": "A"}, "name", "line break"),
         ({"name": "Bo", "email": "bo@example.com\nBcc: evil@example.com", "grade": "A"}, "email", "line break"),
-        ({"name": "Bo", "email": "bo@example.com, evil@example.com", "grade": "A"}, "email", "more than one address"),
-        ({"name": "Bo", "email": "not-an-address", "grade": "A"}, "To", "invalid email address"),
+        (
+            {"name": "Bo", "email": "bo@example.com, evil@example.com", "grade": "A"},
+            "email",
+            "is not a valid email address",
+        ),
+        (
+            {"name": "Bo", "email": "not-an-address", "grade": "A"},
+            "email",
+            "'not-an-address' is not a valid email address",
+        ),
         ({"name": "Bo", "email": "  ", "grade": "A"}, "email", "is empty"),
     ],
 )
@@ -68,7 +76,7 @@ def test_a_row_cannot_add_headers_or_recipients():
     template = "From: a@example.com\nTo: {{ email }}\nSubject: {{ subject }}\n\nx"
     with pytest.raises(RowError, match="line break"):
         render({"email": "b@example.com", "subject": "hi\nBcc: attacker@example.com"}, template)
-    with pytest.raises(RowError, match="more than one address"):
+    with pytest.raises(RowError, match="the To header would hold 2 address"):
         render({"email": "b@example.com; attacker@example.com", "subject": "hi"}, template)
     several = render(
         {"email": ["b@example.com", "c@example.com"], "subject": "hi"},
@@ -96,7 +104,7 @@ def test_display_name_with_comma_needs_quoting():
             "From: a@example.com\nTo: {{ email }}\n\nline 4\n{% if x %}never closed",
             "line 5: Unexpected end of template",
         ),
-        ("From: a@example.com\nTo b@example.com\n\nx", "line 2: 'To b@example.com' is not a header"),
+        ("From: a@example.com\nTo b@example.com\n\nx", "line 2 is not a header ('To b@example.com')"),
         ("From: a@example.com\nTo: b@example.com", "no blank line"),
         ("From: a@example.com\nSubject: x\n\nbody", "no To, Cc or Bcc"),
         ("To: b@example.com\n\nbody", "no From header"),
@@ -126,16 +134,20 @@ def test_attachments_from_a_column(tmp_path):
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 first")
     (tmp_path / "b.csv").write_text("x,y\n1,2\n")
     template = "From: a@example.com\nTo: {{ email }}\n\nsee attached"
-    row = {"email": "a@example.com", "files": f"{tmp_path / 'a.pdf'};{tmp_path / 'b.csv'}"}
-    message = render(row, template, attachments="files")
+    row = {"email": "a@example.com", "files": "a.pdf; b.csv"}
+    message = render(row, template, attachments="files", attachments_root=tmp_path)
     parts = {p.get_filename(): p for p in message.iter_attachments()}
     assert set(parts) == {"a.pdf", "b.csv"}
     assert parts["a.pdf"].get_content_type() == "application/pdf"
     assert parts["a.pdf"].get_content() == b"%PDF-1.4 first"
-    listed = render({"email": "a@example.com", "files": [str(tmp_path / "b.csv")]}, template, attachments="files")
+    listed = render(
+        {"email": "a@example.com", "files": ["b.csv"]}, template, attachments="files", attachments_root=tmp_path
+    )
     assert [p.get_filename() for p in listed.iter_attachments()] == ["b.csv"]
     with pytest.raises(RowError, match="does not exist"):
-        render({"email": "a@example.com", "files": str(tmp_path / "missing.pdf")}, template, attachments="files")
+        render(
+            {"email": "a@example.com", "files": "missing.pdf"}, template, attachments="files", attachments_root=tmp_path
+        )
 
 
 def test_fingerprint_follows_template_and_attachments():

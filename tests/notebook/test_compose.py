@@ -76,6 +76,17 @@ def test_value_with_a_line_break_cannot_add_a_header():
         build_message(cell, {"to": "b@example.com\nBcc: everyone@example.com"})
 
 
+@pytest.mark.parametrize(
+    ("char", "what"), [("\u2028", "a line break"), ("\x0b", "a line break"), ("\x07", "the control character")]
+)
+def test_the_merges_header_rules_hold_in_send_cells(char, what):
+    """One injection defence: what the merge refuses in a header, %%smtp_send refuses too (not only CR, LF, NUL)."""
+    cell = "From: a@example.com\nTo: b@example.com\nSubject: {{ subject }}\n\nbody"
+    with pytest.raises(MessageError, match=rf"the Subject header \(line 3\) holds .*{what}") as info:
+        build_message(cell, {"subject": f"hi{char}Bcc: everyone@example.com"})
+    assert "nothing was sent" in str(info.value)
+
+
 def test_no_recipients_is_an_error():
     with pytest.raises(MessageError, match="no recipients: add To:, Cc: or Bcc: headers, or --to"):
         build_message("From: a@example.com\nSubject: x\n\nbody", {})

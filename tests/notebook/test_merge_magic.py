@@ -79,8 +79,12 @@ def test_bad_rows_show_the_table_and_fail_in_one_line(ip, server, tmp_path):
     with shown() as captured, pytest.raises(MergeValidationError) as info:
         ip.run_cell(cell("students --send", tmp_path / "j.sqlite"))
     assert "row 4, email: holds a line break" in str(info.value)
-    assert info.value._render_traceback_() == [f"MergeValidationError: {info.value}"]
-    assert any("<table" in o.data.get("text/html", "") for o in captured.outputs)
+    # shown once: the table lists the problems, the one-line error only counts them
+    assert info.value._render_traceback_() == [
+        "MergeValidationError: 1 problem(s) in 1 row(s), nothing was sent (above)"
+    ]
+    tables = [o.data["text/html"] for o in captured.outputs if "<table" in o.data.get("text/html", "")]
+    assert len(tables) == 1 and "holds a line break" in tables[0]
     assert not server.messages
 
 
@@ -94,3 +98,75 @@ def test_template_and_argument_errors(ip, server, tmp_path):
         ip.run_cell(cell("students --frobnicate", tmp_path / "j.sqlite"))
     _, captured = run(ip, "%%smtp_merge --help\nFrom: a@example.com\n")
     assert "--stop-after-failures" in captured.stdout and "Merge the cell" in captured.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ("--rate fast", "--rate 'fast' is not like '30/min'"),
+        ("--rate 0/s", "--rate '0/s' sends nothing"),
+        ("--preview abc", "argument --preview: invalid int value: 'abc'"),
+        ("--concurrency 0", "--concurrency must be a whole number of at least 1"),
+        ("--preview -1", "--preview must be a whole number of at least 0"),
+        ("--retry-delay -2", "--retry-delay must be a number of seconds"),
+        ("--limit 0", "--limit must be a whole number of at least 1"),
+    ],
+)
+def test_every_bad_option_is_one_usage_line(ip, tmp_path, options, said):
+    ip.user_ns["students"] = students(2)
+    with pytest.raises(UsageError) as info:
+        ip.run_cell(cell(f"students {options}", tmp_path / "j.sqlite"))
+    assert said in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(("%%smtp_merge: ", "%smtp_merge: "))
+
+
+def test_help_works_with_an_empty_cell(ip):
+    _, captured = run(ip, "%%smtp_merge --help")
+    assert "--attachments-root" in captured.stdout and "rehearsal" in captured.stdout
+    _, captured = run(ip, "%%smtp_merge --help\n")
+    assert "--attachments-root" in captured.stdout
+    _, captured = run(ip, "%smtp_merge --help")
+    assert "--attachments-root" in captured.stdout and "rehearsal" in captured.stdout
+    _, captured = run(ip, "%%smtp_merge --help\n\n")
+    assert "--attachments-root" in captured.stdout
+
+
+def test_a_rehearsal_on_the_embedded_server_then_the_real_one_sends_everyone(ip, server, tmp_path):
+    ip.user_ns["students"] = students(3)
+    journal = tmp_path / "j.sqlite"
+    run(ip, "%smtp_server")
+    run(ip, "%smtp_connect")
+    rehearsal, _ = run(ip, cell("students --send", journal))
+    assert rehearsal.counts["accepted"] == 3 and rehearsal.sent == 0
+    assert "3 rehearsed on the embedded server" in rehearsal.summary()
+    assert {r["status"] for r in rehearsal.rows()} == {"rehearsed"}
+    run(ip, "%smtp_quit")
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port}")
+    real, _ = run(ip, cell("students --send", journal))
+    assert (real.counts["accepted"], real.counts["skipped"]) == (3, 0)
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"s{i}@example.com" for i in range(3)]
+
+
+def test_in_a_kernel_the_progress_bar_ends_as_a_static_line(tmp_path, monkeypatch):
+    """A saved notebook shows the outcome: the widget's display is replaced (update_display) by text and HTML."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    rows = [{"name": f"S{i}", "email": f"s{i}@example.com", "grade": "A"} for i in range(3)]
+    cells = [
+        "%load_ext smtp_nb\n%smtp_server\n%smtp_connect",
+        f"rows = {rows!r}",
+        f"%%smtp_merge rows --send --journal {tmp_path / 'j.sqlite'}\n{TEMPLATE}",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    NotebookClient(
+        notebook, timeout=60, startup_timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = notebook.cells[2]["outputs"]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    static = [o for o in outputs if o["output_type"] == "display_data"]
+    assert len(static) == 1 and static[0]["data"]["text/plain"].startswith("Merge 'default': 3 rehearsed")
+    assert static[0]["data"]["text/html"].startswith("<div>Merge &#x27;default&#x27;: 3 rehearsed")
