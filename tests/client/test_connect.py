@@ -58,9 +58,9 @@ async def test_context_manager_connects_and_quits(server):
 
 
 def test_default_ports_follow_the_tls_mode():
-    assert SMTP()._default_port() == SMTP_PORT == 25
-    assert SMTP(use_tls=True)._default_port() == SMTP_TLS_PORT == 465
-    assert SMTP(start_tls=True)._default_port() == SMTP_STARTTLS_PORT == 587
+    assert SMTP().options.effective_port == SMTP_PORT == 25
+    assert SMTP(use_tls=True).options.effective_port == SMTP_TLS_PORT == 465
+    assert SMTP(start_tls=True).options.effective_port == SMTP_STARTTLS_PORT == 587
     assert repr(SMTP(hostname="mx.example.com", start_tls=True)) == "<smtp_nb.SMTP mx.example.com:587 not connected>"
 
 
@@ -72,7 +72,7 @@ def test_default_ports_follow_the_tls_mode():
         ({"socket_path": "/tmp/x", "port": 25}, "no meaning"),
         ({"tls_context": ssl.create_default_context(), "client_cert": "c.pem"}, "not both"),
         ({"port": 70000}, "1 to 65535"),
-        ({"timeout": -1}, "positive number"),
+        ({"timeout": -1}, "0 or more"),
         ({"local_hostname": "my host"}, "one word"),
         ({"local_hostname": "host\r\nRSET"}, "control character"),
         ({"hostname": "mx\n.example.com"}, "control character"),
