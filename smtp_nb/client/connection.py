@@ -59,7 +59,10 @@ def describe_tls_error(exc: BaseException, host: str | None) -> str:
             "pass cert_bundle='ca.pem' to trust its issuer, or validate_certs=False to "
             "skip verification on a network you trust"
         )
-    return f"the TLS handshake with {host or 'the server'} failed: {exc}"
+    hint = ""
+    if "certificate" in str(exc).lower() or "handshake failure" in str(exc).lower():
+        hint = "; if the server asks for a client certificate, pass client_cert= and client_key="
+    return f"the TLS handshake with {host or 'the server'} failed: {exc}{hint}"
 
 
 class Connection(asyncio.Protocol):
@@ -71,6 +74,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: SMTPException | None = None
+        #: What ended the connection, as the transport said (an ``ssl.SSLError`` for a TLS alert).
+        self.lost: BaseException | None = None
         self.quit_sent = False
         #: Set by send_many() while it waits for its caller with a transaction
         #: open (data still due, or an RSET owed).
@@ -138,6 +143,7 @@ class Connection(asyncio.Protocol):
         return False  # let the transport close; connection_lost reports it
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
         if self.quit_sent and self._expected:
             # The server closed after QUIT without its 221: that is what QUIT asks for.
             self._expected -= 1

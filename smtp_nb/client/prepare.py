@@ -80,6 +80,11 @@ def prepare(
             )
         if not has_option(mail_opts, "SMTPUTF8"):
             mail_opts.append("SMTPUTF8")
+    elif has_option(mail_opts, "SMTPUTF8") and "smtputf8" not in extensions:
+        raise SMTPNotSupported(
+            f"SMTPUTF8 is not supported by this server: the SMTPUTF8 option was given and {server.where} "
+            "does not offer SMTPUTF8; nothing was sent"
+        )
     if not body.isascii() and not has_option(mail_opts, "BODY"):
         if "8bitmime" not in extensions:
             raise SMTPNotSupported(

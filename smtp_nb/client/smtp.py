@@ -273,9 +273,12 @@ class SMTP(ESMTP):
             (greeting,) = await conn.read(1, timeout)
         except SMTPReadTimeoutError:
             raise SMTPConnectTimeoutError(
-                f"{where} accepted the connection but sent no greeting within {duration(timeout)}"
+                f"Timed out connecting to {named}: it accepted the connection but sent no greeting "
+                f"within {duration(timeout)}"
             ) from None
         except SMTPServerDisconnected as exc:
+            if isinstance(conn.lost, ssl.SSLError):  # TLS 1.3: a refused client certificate shows after the handshake
+                raise tls_error(conn.lost, describe_tls_error(conn.lost, server_hostname or opts.host)) from exc
             raise SMTPConnectError(f"{where} closed the connection before greeting: {exc}") from exc
         if greeting.code != SMTPStatus.ready:
             raise SMTPConnectResponseError(greeting.code, greeting.message)
@@ -358,7 +361,8 @@ class SMTP(ESMTP):
         except SMTPException:
             pass
         finally:
-            self.close()
+            if not self._gate.held_by_other():  # quit() handed the client on: a waiting task may own it now
+                self.close()
 
     # -- TLS and authentication ---------------------------------------------------
 
@@ -383,7 +387,9 @@ class SMTP(ESMTP):
         """
         conn = self._connection()
         if conn.is_tls:
-            raise SMTPException("Connection already using TLS: this connection already uses TLS, so STARTTLS has nothing to do")
+            raise SMTPException(
+                "Connection already using TLS: this connection already uses TLS, so STARTTLS has nothing to do"
+            )
         given = {
             "tls_context": tls_context if tls_context is not None else default,
             "validate_certs": validate_certs if validate_certs is not None else default,
