@@ -246,8 +246,7 @@ class SMTP(Login):
             (greeting,) = await conn.read(1, timeout)
         except SMTPReadTimeoutError:
             raise SMTPConnectTimeoutError(
-                f"Timed out connecting to {named}: it accepted the connection but sent no greeting "
-                f"within {duration(timeout)}"
+                f"{where} accepted the connection but sent no greeting within {duration(timeout)}"
             ) from None
         except SMTPServerDisconnected as exc:
             if isinstance(conn.lost, ssl.SSLError):  # TLS 1.3: a refused client certificate shows after the handshake

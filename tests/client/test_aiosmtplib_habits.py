@@ -282,15 +282,6 @@ async def test_phrase_connect_failure_names_host_on_port(cls):
     assert isinstance(info.value, ConnectionError)
 
 
-async def test_greeting_timeout_names_host_on_port():
-    async def silent(peer):
-        await peer.wait_closed_by_client()
-
-    with ScriptedServer(silent) as srv:
-        with pytest.raises(SMTPConnectTimeoutError, match=f"127.0.0.1 on port {srv.port}.*sent no greeting"):
-            await SMTP(**srv.options(timeout=0.2)).connect()
-
-
 async def test_starttls_with_an_invalid_mix_leaves_the_options_untouched(starttls_server):
     client = client_for(starttls_server, start_tls=False)
     async with client:

@@ -102,7 +102,5 @@ def test_the_transaction_engine_is_sans_io():
 
 
 def test_one_mail_command_builder():
-    builders = [
-        name for name, source in SOURCES.items() if 'b"MAIL FROM:<"' in source or "b'MAIL FROM:<'" in source
-    ]
+    builders = [name for name, source in SOURCES.items() if 'b"MAIL FROM:<"' in source or "b'MAIL FROM:<'" in source]
     assert builders == ["protocol"]
