@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Optional, Union
 
-from .addresses import check_argument, quote_address
+from .addresses import check_argument, parse_address
 from .connection import Connection
 from .errors import (
     SMTPDataError,
@@ -26,7 +26,16 @@ from .errors import (
 from .locks import SessionGate, TaskLock
 from .options import ConnectOptions, helo_name, local_fqdn
 from .prepare import max_message_size, message_bytes
-from .protocol import dot_stuff, encode_command, has_option, normalize_line_endings, options_bytes, parse_ehlo
+from .protocol import (
+    dot_stuff,
+    encode_command,
+    has_option,
+    mail_command,
+    normalize_line_endings,
+    options_bytes,
+    parse_ehlo,
+    rcpt_command,
+)
 from .response import SMTPResponse, SMTPStatus
 from .transcript import Transcript
 
@@ -347,11 +356,17 @@ class ESMTP:
         return await self._simple(self._lookup_line(b"EXPN", address, options), (250,), timeout)
 
     @staticmethod
-    def _address_line(prefix: bytes, address: str, options: Sequence[str], encoding: str, null: bool) -> bytes:
+    def _address_line(
+        build: Callable[[bytes, Sequence[bytes]], bytes],
+        address: str,
+        options: Sequence[str],
+        encoding: str,
+        null: bool,
+    ) -> bytes:
         """MAIL FROM/RCPT TO with ``address`` encoded with ``encoding``: ``UnicodeEncodeError`` if it does not fit."""
-        quoted = quote_address(address, allow_empty=null)
+        mailbox = parse_address(address, allow_empty=null)
         try:
-            mailbox = quoted.encode(encoding)
+            encoded = mailbox.encode(encoding)
         except UnicodeEncodeError as exc:
             raise UnicodeEncodeError(
                 exc.encoding,
@@ -361,7 +376,7 @@ class ESMTP:
                 f"{exc.reason}; {address!r} is not ASCII: pass encoding='utf-8' (with the SMTPUTF8 option, "
                 "which the server must offer), or use sendmail()/send_message(), which do this for you",
             ) from None
-        return encode_command(prefix + mailbox, *options_bytes(options, "option"))
+        return build(encoded, options_bytes(options, "option"))
 
     async def mail(
         self,
@@ -372,7 +387,7 @@ class ESMTP:
         timeout: Timeout = default,
     ) -> SMTPResponse:
         """Send MAIL FROM: start a transaction. Raises ``SMTPSenderRefused``."""
-        line = self._address_line(b"MAIL FROM:", sender, list(options or ()), encoding, True)
+        line = self._address_line(mail_command, sender, list(options or ()), encoding, True)
         return await self._simple(line, (250,), timeout, lambda r: SMTPSenderRefused(r.code, r.message, sender))
 
     async def rcpt(
@@ -384,7 +399,7 @@ class ESMTP:
         timeout: Timeout = default,
     ) -> SMTPResponse:
         """Send RCPT TO: add a recipient. Raises ``SMTPRecipientRefused``."""
-        line = self._address_line(b"RCPT TO:", recipient, list(options or ()), encoding, False)
+        line = self._address_line(rcpt_command, recipient, list(options or ()), encoding, False)
         return await self._simple(
             line, (250, 251), timeout, lambda r: SMTPRecipientRefused(r.code, r.message, recipient)
         )

@@ -101,6 +101,14 @@ def test_the_transaction_engine_is_sans_io():
     assert not outside & {"asyncio", "socket", "ssl", "selectors"} and "connection" not in inside
 
 
-def test_one_mail_command_builder():
-    builders = [name for name, source in SOURCES.items() if 'b"MAIL FROM:<"' in source or "b'MAIL FROM:<'" in source]
-    assert builders == ["protocol"]
+def test_one_mail_and_one_rcpt_builder():
+    for command in (b"MAIL FROM:", b"RCPT TO:", b"BDAT "):
+        builders = [
+            name
+            for name, tree in MODULES.items()
+            if any(
+                isinstance(node, ast.Constant) and isinstance(node.value, bytes) and node.value.startswith(command)
+                for node in ast.walk(tree)
+            )
+        ]
+        assert builders == ["protocol"], command
