@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Sequence
 from typing import Any, cast
 
 from .errors import (
@@ -222,6 +223,18 @@ class Connection(asyncio.Protocol):
     def has_output(self) -> bool:
         """True if something is queued and not yet written."""
         return bool(self._outgoing)
+
+    def queue_many(self, pieces: Sequence[tuple[bytes, int, Payload]]) -> int:
+        """Queue ``(bytes, replies expected, as shown)`` pieces in order; return the size of the largest."""
+        largest = 0
+        outgoing, shown = self._outgoing, self._shown
+        for data, expect, text in pieces:
+            outgoing.append(data)
+            shown.append(text)
+            self._expected += expect
+            if len(data) > largest:
+                largest = len(data)
+        return largest
 
     def queue_data(self, payload: bytes, *, expect: int = 1, shown: Payload) -> None:
         """Queue message data (after DATA, or a BDAT chunk) that expects ``expect`` replies."""

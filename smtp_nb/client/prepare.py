@@ -6,7 +6,7 @@ Pure functions: the server's EHLO keywords in, a ``Prepared`` message (or the re
 from __future__ import annotations
 
 import email.message
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, Union
 
 from .addresses import needs_smtputf8, parse_address
@@ -19,13 +19,20 @@ __all__ = ["Server", "flatten", "max_message_size", "message_bytes", "prepare", 
 
 
 class Server:
-    """What preparing a message needs to know of the server: its EHLO keywords and how to name it."""
+    """What preparing a message needs to know of the server: its EHLO keywords and how to name it.
 
-    __slots__ = ("extensions", "where")
+    ``where`` is a string, or a function giving it (called only for an error message).
+    """
 
-    def __init__(self, extensions: dict[str, str], where: str) -> None:
+    __slots__ = ("_where", "extensions")
+
+    def __init__(self, extensions: dict[str, str], where: str | Callable[[], str]) -> None:
         self.extensions = extensions
-        self.where = where
+        self._where = where
+
+    @property
+    def where(self) -> str:
+        return self._where if isinstance(self._where, str) else self._where()
 
 
 def max_message_size(extensions: dict[str, str]) -> int | None:
@@ -80,7 +87,7 @@ def prepare(
             )
         if not has_option(mail_opts, "SMTPUTF8"):
             mail_opts.append("SMTPUTF8")
-    elif has_option(mail_opts, "SMTPUTF8") and "smtputf8" not in extensions:
+    elif mail_opts and has_option(mail_opts, "SMTPUTF8") and "smtputf8" not in extensions:
         raise SMTPNotSupported(
             f"SMTPUTF8 is not supported by this server: the SMTPUTF8 option was given and {server.where} "
             "does not offer SMTPUTF8; nothing was sent"

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from typing import Union
+from typing import Union, cast
 
 from .connection import Connection
 from .errors import SMTPException
-from .transaction import Delivery, Outgoing, Prepared, Transactions
+from .transaction import Delivery, Prepared, Transactions
 
 __all__ = ["drive"]
 
@@ -18,15 +18,6 @@ __all__ = ["drive"]
 _BIG = 65536
 
 Items = Union[Iterator[Union[Prepared, Delivery]], AsyncIterator[Union[Prepared, Delivery]]]
-
-
-def _queue(conn: Connection, outgoing: list[Outgoing]) -> bool:
-    """Queue ``outgoing`` on the connection; True if it holds a large block of data."""
-    big = False
-    for data, expect, shown in outgoing:
-        conn.queue_data(data, expect=expect, shown=shown)
-        big = big or len(data) > _BIG
-    return big
 
 
 async def drive(
@@ -40,23 +31,25 @@ async def drive(
     early (the caller, a cancellation) inside a transaction closes the
     connection: only that ends it without delivering.
     """
+    source = cast(AsyncIterator[Union[Prepared, Delivery]], items) if hasattr(items, "__anext__") else None
     exhausted = False
     try:
         while True:
-            big = _queue(conn, engine.send())
+            big = False
             while engine.room and not exhausted:
                 item: Prepared | Delivery | None
-                if isinstance(items, AsyncIterator):
+                if source is not None:  # what is due goes out before waiting for the source
+                    big = conn.queue_many(engine.send()) > _BIG or big
                     if conn.has_output:
                         conn.flush()
-                    item = await anext(items, None)
+                    item = await anext(source, None)
                 else:
-                    item = next(items, None)
+                    item = next(items, None)  # type: ignore[arg-type]
                 if item is None:
                     exhausted = True
                 else:
                     engine.add(item)
-                    big = _queue(conn, engine.send()) or big
+            big = conn.queue_many(engine.send()) > _BIG or big
             if engine.awaiting:
                 try:
                     conn.flush()
@@ -66,12 +59,10 @@ async def drive(
                 except SMTPException as exc:
                     if conn.error is None:
                         raise
-                    for reply in conn.take_arrived():
-                        engine.receive(reply)
+                    engine.receive_many(conn.take_arrived())
                     engine.connection_lost(exc)
                 else:
-                    for reply in replies:
-                        engine.receive(reply)
+                    engine.receive_many(replies)
             conn.transaction_open = engine.transaction_open
             for delivery in engine.deliveries():
                 yield delivery

@@ -394,7 +394,7 @@ class SMTP(Login):
     # -- sending --------------------------------------------------------------------
 
     def _server(self) -> Server:
-        return Server(self.esmtp_extensions, self._where())
+        return Server(self.esmtp_extensions, self._where)
 
     def _transactions(self) -> Transactions:
         """The engine for this server: one command at a time without PIPELINING, else batched."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+from collections.abc import Iterable
 from typing import Any, Literal, Union
 
 from .errors import (
@@ -109,20 +110,30 @@ class Prepared:
 class _Txn:
     """One message's progress: what has been sent, how many replies are outstanding, whether it is judged."""
 
-    __slots__ = ("body_sent", "delivery", "done", "mail_sent", "pending", "prepared", "rcpts_sent", "start_sent")
+    __slots__ = (
+        "body_due",
+        "body_sent",
+        "delivery",
+        "done",
+        "last_sent",
+        "mail_sent",
+        "pending",
+        "prepared",
+        "rcpts_sent",
+        "start_sent",
+    )
 
     def __init__(self, prepared: Prepared | None, delivery: Delivery) -> None:
         self.prepared = prepared
         self.delivery = delivery
         self.done = prepared is None  # a message that did not validate is judged already
+        #: True once its last command is on the wire (or it is judged): the next transaction may follow it.
+        self.last_sent = self.done
         self.mail_sent = self.start_sent = self.body_sent = False
+        #: True while the server's 354 is in and the data not yet sent: its last command is ready to go.
+        self.body_due = False
         self.rcpts_sent = 0
         self.pending = 0
-
-    @property
-    def last_sent(self) -> bool:
-        """True once its last command is on the wire: the next transaction may follow it."""
-        return self.done or self.body_sent
 
 
 def _envelope_verdict(d: Delivery) -> BaseException | None:
@@ -131,10 +142,11 @@ def _envelope_verdict(d: Delivery) -> BaseException | None:
         return None
     if d.mail.code != 250:
         return SMTPSenderRefused(d.mail.code, d.mail.message, d.sender)
-    if len(d.rcpt) < len(d.recipients):
+    rcpt = d.rcpt
+    if len(rcpt) < len(d.recipients):
         return None
-    refused = [SMTPRecipientRefused(reply.code, reply.message, r) for r, reply in d.refused.items()]
-    if len(refused) == len(d.recipients):
+    refused = [SMTPRecipientRefused(reply.code, reply.message, r) for r, reply in rcpt.items() if reply.code > 251]
+    if refused and len(refused) == len(d.recipients):
         return SMTPRecipientsRefused(refused)
     start = d.data_start
     if start is not None and start.code != 354:
@@ -177,12 +189,21 @@ class Transactions:
 
     @property
     def room(self) -> bool:
-        """True if a message added now could start at once: the driver should add one if it has one."""
+        """True if a message added now could start with the next ``send()``: the driver should add one.
+
+        Transactions start in order, each once the one before has sent its last
+        command (without PIPELINING: once it is judged), so the newest one
+        speaks for all; one whose data is due counts, as ``send()`` writes it first.
+        """
         if self.closed:
             return False
+        txns = self._txns
+        if not txns:
+            return True
+        newest = txns[-1]
         if not self.pipelining:
-            return all(txn.done for txn in self._txns)
-        return self._in_flight < self.window and all(txn.last_sent for txn in self._txns)
+            return newest.done
+        return self._in_flight < self.window and (newest.last_sent or newest.body_due)
 
     @property
     def idle(self) -> bool:
@@ -228,83 +249,92 @@ class Transactions:
 
     def _steps(self, txn: _Txn, out: list[Outgoing]) -> None:
         """Append ``txn``'s next commands: all that may go before a reply is needed (one without PIPELINING)."""
-        p, d = txn.prepared, txn.delivery
+        p, d, expect = txn.prepared, txn.delivery, self._expect
         assert p is not None
         one = not self.pipelining
+        if txn.body_due:  # the server said 354: the data and the final dot
+            out.append((p.payload, 0, f"[message data: {len(p.payload):,} bytes]"))
+            out.append((_END, 1, "."))
+            expect.append((_FINAL, txn, ""))
+            txn.pending += 1
+            txn.body_due = False
+            txn.body_sent = txn.last_sent = d.data_sent = True
+            return
         if not txn.mail_sent:
             txn.mail_sent = True
             self._in_flight += 1
-            self._ask(out, txn, _MAIL, p.mail_line)
+            out.append((p.mail_line, 1, p.mail_line))
+            expect.append((_MAIL, txn, ""))
+            txn.pending += 1
             if one:
                 return
-        if d.mail is None and one:
+        elif one and d.mail is None:
             return
-        while txn.rcpts_sent < len(p.rcpt_lines):
-            recipient = d.recipients[txn.rcpts_sent]
-            self._ask(out, txn, _RCPT, p.rcpt_lines[txn.rcpts_sent], recipient)
+        lines = p.rcpt_lines
+        while txn.rcpts_sent < len(lines):
+            line = lines[txn.rcpts_sent]
+            out.append((line, 1, line))
+            expect.append((_RCPT, txn, d.recipients[txn.rcpts_sent]))
+            txn.pending += 1
             txn.rcpts_sent += 1
             if one:
                 return
         if one and len(d.rcpt) < len(d.recipients):
             return
-        shown = f"[message data: {len(p.payload):,} bytes]"
         if p.chunked:
             if not txn.body_sent:
-                self._ask(out, txn, _FINAL, bdat_command(len(p.payload)))
-                out.append((p.payload, 0, shown))
-                txn.body_sent = d.data_sent = True
-            return
-        if not txn.start_sent:
+                line = bdat_command(len(p.payload))
+                out.append((line, 1, line))
+                out.append((p.payload, 0, f"[message data: {len(p.payload):,} bytes]"))
+                expect.append((_FINAL, txn, ""))
+                txn.pending += 1
+                txn.body_sent = txn.last_sent = d.data_sent = True
+        elif not txn.start_sent:
             txn.start_sent = True
-            self._ask(out, txn, _START, _DATA)
-            return
-        if d.data_start is not None and d.data_start.code == 354 and not txn.body_sent:
-            out.append((p.payload, 0, shown))
-            self._ask(out, txn, _FINAL, _END, shown=".")
-            txn.body_sent = d.data_sent = True
-
-    def _ask(
-        self, out: list[Outgoing], txn: _Txn, kind: int, line: bytes, recipient: str = "", shown: str = ""
-    ) -> None:
-        out.append((line, 1, shown or line))
-        self._expect.append((kind, txn, recipient))
-        txn.pending += 1
+            out.append((_DATA, 1, _DATA))
+            expect.append((_START, txn, ""))
+            txn.pending += 1
 
     # -- replies in, deliveries out -------------------------------------------------------
 
     def receive(self, reply: SMTPResponse) -> None:
         """The next reply, matched to the command that asked for it."""
-        if not self._expect:
-            raise SMTPProtocolError(f"the server sent a reply nobody asked for: {reply.code} {reply.message}")
-        kind, txn, recipient = self._expect.popleft()
-        if txn is None:
-            return  # RSET, or the end of an empty data block: not the caller's news
-        d = txn.delivery
-        if kind == _MAIL:
-            d.mail = reply
-        elif kind == _RCPT:
-            d.rcpt[recipient] = reply
-        elif kind == _START:
-            d.data_start = reply
-        else:
-            d.data = reply
-        txn.pending -= 1
-        if not txn.pending and not txn.done:
-            self._judge(txn)
+        self.receive_many((reply,))
+
+    def receive_many(self, replies: Iterable[SMTPResponse]) -> None:
+        """The next replies, in order, each matched to the command that asked for it."""
+        expect = self._expect
+        for reply in replies:
+            if not expect:
+                raise SMTPProtocolError(f"the server sent a reply nobody asked for: {reply.code} {reply.message}")
+            kind, txn, recipient = expect.popleft()
+            if txn is None:
+                continue  # RSET, or the end of an empty data block: not the caller's news
+            d = txn.delivery
+            if kind == _RCPT:
+                d.rcpt[recipient] = reply
+            elif kind == _MAIL:
+                d.mail = reply
+            elif kind == _START:
+                d.data_start = reply
+            else:
+                d.data = reply
+            txn.pending -= 1
+            if not txn.pending and not txn.done:
+                self._judge(txn)
 
     def receive_data(self, data: bytes) -> None:
         """Bytes as they arrive from the server, in any chunking (for tests and sans-IO use)."""
         if self._parser is None:
             self._parser = ReplyParser()
-        for reply in self._parser.feed(data):
-            self.receive(reply)
+        self.receive_many(self._parser.feed(data))
 
     def connection_lost(self, error: BaseException) -> None:
         """The connection ended: every message not yet judged gets ``error`` (``unknown`` if its data went out)."""
         for txn in self._txns:
             if not txn.done:
                 txn.delivery.error = txn.delivery.error or error
-                txn.done = True
+                txn.done = txn.last_sent = True
         self._expect.clear()
         self._owed.clear()
         self._in_flight = 0
@@ -320,14 +350,20 @@ class Transactions:
 
     def _judge(self, txn: _Txn) -> None:
         """Decide ``txn`` once the replies to everything sent for it are in."""
-        d = txn.delivery
-        error = _envelope_verdict(d)
-        if error is None and d.data is not None and d.data.code != 250:
-            error = SMTPDataError(d.data.code, d.data.message)
-        if error is None and d.data is None:
-            return  # good so far: its next step goes out with the next send()
+        d, data = txn.delivery, txn.delivery.data
+        error: BaseException | None
+        if data is not None and txn.start_sent:  # after DATA's 354: only the final reply is news
+            error = None if data.code == 250 else SMTPDataError(data.code, data.message)
+        else:
+            error = _envelope_verdict(d)
+            if error is None and data is not None and data.code != 250:
+                error = SMTPDataError(data.code, data.message)
+            if error is None and data is None:  # good so far: its next step goes out with the next send()
+                start = d.data_start
+                txn.body_due = start is not None and start.code == 354
+                return
         d.error = error
-        txn.done = True
+        txn.done = txn.last_sent = True
         self._in_flight -= 1
         if error is None:
             return
