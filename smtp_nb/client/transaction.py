@@ -369,6 +369,8 @@ class Transactions:
             return
         if d.data_start is not None and d.data_start.code == 354 and not txn.body_sent:
             self._owed.append(_END)  # the server said 354 anyway: end the empty data block
+        # A transaction already under way after this one shows the server is past it (with DATA that
+        # is certain; whether every server ends a refused BDAT LAST transaction is for windows of BDAT to check).
         later = itertools.dropwhile(lambda t: t is not txn, self._txns)
         if not any(t.mail_sent for t in itertools.islice(later, 1, None)):
             self._owed.append(_RSET)  # leave the session clean for the next message

@@ -230,3 +230,20 @@ def test_a_reply_nobody_asked_for_is_a_protocol_error():
     engine = Transactions(pipelining=True)
     with pytest.raises(Exception, match="nobody asked for"):
         engine.receive_data(b"250 surprise\r\n")
+
+
+def test_the_window_is_general_several_bdat_transactions_in_one_write():
+    """What issue 14 builds on: with a window of three, three BDAT transactions share one write.
+
+    The client still uses a window of one with BDAT; this shows the engine needs no new state for more.
+    """
+    engine = Transactions(pipelining=True, window=3)
+    for i, rcpt in enumerate(["bob@example.com", "nobody@example.com", "eve@example.com"]):
+        engine.add(message(i, (rcpt,), CHUNKING))
+    assert not engine.room
+    writes, done = converse(
+        engine,
+        [b"250 a\r\n250 b\r\n250 q0\r\n250 a\r\n550 no\r\n554 no valid recipients\r\n250 a\r\n250 b\r\n250 q2\r\n"],
+    )
+    assert writes[0].count(b"MAIL FROM") == 3 and writes[0].count(b"BDAT 18 LAST") == 3
+    assert [(d.index, d.status) for d in done] == [(0, "accepted"), (1, "refused"), (2, "accepted")]
