@@ -13,6 +13,7 @@ import base64
 import getpass
 import json
 import logging
+import re
 
 import ipywidgets
 import nbformat
@@ -23,6 +24,7 @@ from smtp_nb import SMTP, SMTPAuthenticationError
 from smtp_nb.client.auth import plain_encode, xoauth2_encode
 from smtp_nb.server import DEMO_USERS, LocalServer
 from tests.notebook.conftest import ip, run  # noqa: F401 - the shell fixture
+from tests.scripted import ScriptedServer, greet
 
 USER = "ada"
 PASSWORD = "Tr0ub4dor&3-correct-horse"
@@ -152,3 +154,53 @@ def test_executed_notebook_holds_no_password(tmp_path, monkeypatch):
     password = (tmp_path / "password.txt").read_text()
     assert password != DEMO_USERS["demo"]
     assert_nowhere([saved], user="demo", password=password)
+
+
+def _echoing(password_echo):
+    """A server that answers AUTH with ``password_echo(password)`` as its (multi-line) refusal."""
+
+    async def script(peer):
+        await greet(peer)
+        await peer.readline()
+        await peer.reply("250-echo\r\n250 AUTH PLAIN LOGIN")
+        line = await peer.readline()
+        password = base64.b64decode(line.split()[-1]).split(b"\0")[2].decode()
+        await peer.send(password_echo(password))
+        await peer.serve()
+
+    return script
+
+
+def _flattened(texts: list[str]) -> str:
+    """The texts with reply codes at line starts and line breaks removed, lower-cased: a split echo joins up."""
+    return re.sub(r"\n(?:\d{3}[ -])?", "", "\n".join(texts)).lower()
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(lambda p: f"535 bad password {p.upper()}\r\n".encode(), id="upper-cased"),
+        pytest.param(lambda p: f"535 bad password {p.swapcase()}!\r\n".encode(), id="swapped case"),
+        *(
+            pytest.param(
+                lambda p, cut=cut: f"535-bad password {p[:cut]}\r\n535 {p[cut:]} refused\r\n".encode(),
+                id=f"split at {cut}",
+            )
+            for cut in range(1, len(PASSWORD))
+        ),
+        pytest.param(
+            lambda p: ("".join(f"535-{c}\r\n" for c in p.upper()) + "535 refused\r\n").encode(), id="one letter a line"
+        ),
+    ],
+)
+async def test_an_echoed_password_is_scrubbed_in_any_case_and_across_reply_lines(echo, caplog):
+    caplog.set_level(logging.DEBUG, logger="smtp_nb.client")
+    with ScriptedServer(_echoing(echo)) as srv:
+        async with SMTP(**srv.options(timeout=5)) as client:
+            with pytest.raises(SMTPAuthenticationError) as info:
+                await client.auth_plain(USER, PASSWORD)
+    seen = [str(info.value), repr(info.value), info.value.message, *client.transcript.lines()]
+    seen += [record.getMessage() for record in caplog.records]
+    flat = _flattened(seen)
+    assert PASSWORD.lower() not in flat
+    assert "********" in info.value.message

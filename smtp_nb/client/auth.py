@@ -1,4 +1,7 @@
-"""SASL encodings for AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) and a wrapper that keeps secrets out of reprs."""
+"""SASL encodings for AUTH: PLAIN, LOGIN, CRAM-MD5 and XOAUTH2.
+
+Pure functions from credentials (and a challenge) to the base64 answer the server expects.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +9,11 @@ import base64
 import binascii
 import hmac
 
-__all__ = ["Secret", "crammd5_answer", "login_encode", "plain_encode", "xoauth2_encode"]
+__all__ = ["crammd5_answer", "login_encode", "plain_encode", "xoauth2_encode"]
 
 
 def _bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
-
-
-class Secret:
-    """A password or token: usable by the client, never shown by ``repr``, ``str`` or logs."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | bytes) -> None:
-        self._value = value
-
-    def reveal(self) -> str | bytes:
-        return self._value
-
-    def forms(self) -> list[str]:
-        """The secret as text and in the base64 forms AUTH sends, to scrub from server replies."""
-        raw = _bytes(self._value)
-        forms = {raw.decode("utf-8", "replace"), base64.b64encode(raw).decode("ascii")}
-        return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(_bytes(self._value), _bytes(other._value))
-
-    def __hash__(self) -> int:
-        return hash(Secret)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Secret cannot be pickled")
 
 
 def plain_encode(username: str | bytes, password: str | bytes) -> bytes:

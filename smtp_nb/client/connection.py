@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Sequence
 from typing import Any, cast
 
 from .errors import (
-    SMTPConnectError,
     SMTPException,
     SMTPProtocolError,
     SMTPReadTimeoutError,
     SMTPServerDisconnected,
     SMTPTimeoutError,
+    tls_error,
 )
 from .protocol import ReplyParser
+from .redaction import Scrubber, redact_command
 from .response import SMTPResponse
-from .transcript import REDACTED, Payload, Transcript, render
+from .transcript import Payload, Transcript, render
 
 __all__ = ["Connection", "describe_tls_error", "duration"]
 
@@ -58,7 +60,10 @@ def describe_tls_error(exc: BaseException, host: str | None) -> str:
             "pass cert_bundle='ca.pem' to trust its issuer, or validate_certs=False to "
             "skip verification on a network you trust"
         )
-    return f"the TLS handshake with {host or 'the server'} failed: {exc}"
+    hint = ""
+    if "certificate" in str(exc).lower() or "handshake failure" in str(exc).lower():
+        hint = "; if the server asks for a client certificate, pass client_cert= and client_key="
+    return f"the TLS handshake with {host or 'the server'} failed: {exc}{hint}"
 
 
 class Connection(asyncio.Protocol):
@@ -70,6 +75,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: SMTPException | None = None
+        #: What ended the connection, as the transport said (an ``ssl.SSLError`` for a TLS alert).
+        self.lost: BaseException | None = None
         self.quit_sent = False
         #: Set by send_many() while it waits for its caller with a transaction
         #: open (data still due, or an RSET owed).
@@ -88,8 +95,8 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._timeout = 0.0
-        #: Text that must not reach the transcript (set by the client during AUTH).
-        self.secrets: list[str] = []
+        #: Set by the client during AUTH: echoes of the credentials are removed from every reply.
+        self.scrubber: Scrubber | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -106,13 +113,14 @@ class Connection(asyncio.Protocol):
             self._fail(exc)
             return
         shown: list[Payload] = []
+        scrubber = self.scrubber
         for reply in replies:
+            if scrubber is not None:
+                reply = scrubber.reply(reply)
             if self._expected:
                 self._expected -= 1
                 self._replies.append(reply)
-                if self.secrets:
-                    shown.append(self._scrubbed(render(reply)))
-                elif len(reply.message) <= TRANSCRIPT_REPLY_LIMIT:
+                if len(reply.message) <= TRANSCRIPT_REPLY_LIMIT:
                     shown.append(reply)
                 else:
                     shown.append(_kept(reply))
@@ -136,6 +144,7 @@ class Connection(asyncio.Protocol):
         return False  # let the transport close; connection_lost reports it
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
         if self.quit_sent and self._expected:
             # The server closed after QUIT without its 221: that is what QUIT asks for.
             self._expected -= 1
@@ -204,28 +213,34 @@ class Connection(asyncio.Protocol):
         """Queue one CRLF-terminated command line that expects one reply."""
         self._outgoing.append(line)
         self._expected += 1
-        self._shown.append(self._redacted(line) if self._in_auth or line[:5].upper() == b"AUTH " else line)
+        if self._in_auth or line[:5].upper() == b"AUTH ":
+            shown, self._in_auth = redact_command(line, self._in_auth)
+            self._shown.append(shown)
+        else:
+            self._shown.append(line)
 
-    def queue_data(self, payload: bytes, *, expect: int = 1, shown: str) -> None:
+    @property
+    def has_output(self) -> bool:
+        """True if something is queued and not yet written."""
+        return bool(self._outgoing)
+
+    def queue_many(self, pieces: Sequence[tuple[bytes, int, Payload]]) -> int:
+        """Queue ``(bytes, replies expected, as shown)`` pieces in order; return the size of the largest."""
+        largest = 0
+        outgoing, shown = self._outgoing, self._shown
+        for data, expect, text in pieces:
+            outgoing.append(data)
+            shown.append(text)
+            self._expected += expect
+            if len(data) > largest:
+                largest = len(data)
+        return largest
+
+    def queue_data(self, payload: bytes, *, expect: int = 1, shown: Payload) -> None:
         """Queue message data (after DATA, or a BDAT chunk) that expects ``expect`` replies."""
         self._outgoing.append(payload)
         self._expected += expect
         self._shown.append(shown)
-
-    def _redacted(self, line: bytes) -> str:
-        """An AUTH command or a line of an AUTH exchange, with the credentials hidden."""
-        if line[:5].upper() == b"AUTH ":
-            self._in_auth = True
-            words = line[:-2].split(b" ")
-            if len(words) > 2:
-                return f"AUTH {words[1].decode('ascii', 'replace')} {REDACTED}"
-            return line[:-2].decode("ascii", "replace")
-        return REDACTED
-
-    def _scrubbed(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
     def flush(self) -> None:
         """Write everything queued in one call."""
@@ -348,7 +363,7 @@ class Connection(asyncio.Protocol):
                     self,
                     context,
                     server_hostname=server_hostname,
-                    ssl_handshake_timeout=timeout,
+                    ssl_handshake_timeout=timeout or None,  # must be positive; wait_for enforces 0
                 ),
                 timeout,
             )
@@ -357,7 +372,7 @@ class Connection(asyncio.Protocol):
             raise SMTPTimeoutError(f"the TLS handshake did not finish within {duration(timeout)}") from exc
         except ssl.SSLError as exc:
             self.close()
-            raise SMTPConnectError(describe_tls_error(exc, server_hostname)) from exc
+            raise tls_error(exc, describe_tls_error(exc, server_hostname)) from exc
         except OSError as exc:
             self.close()
             raise SMTPServerDisconnected(f"the connection was lost during the TLS handshake: {exc}") from exc

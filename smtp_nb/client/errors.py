@@ -4,7 +4,9 @@
     ├── SMTPServerDisconnected          (also ConnectionError)
     ├── SMTPConnectError                (also ConnectionError)
     │   ├── SMTPConnectTimeoutError     (also SMTPTimeoutError)
-    │   └── SMTPConnectResponseError    (also SMTPResponseException)
+    │   ├── SMTPConnectResponseError    (also SMTPResponseException)
+    │   └── SMTPTLSError                (also ssl.SSLError: the TLS handshake failed)
+    │       └── SMTPCertificateError    (also ssl.SSLCertVerificationError)
     ├── SMTPTimeoutError                (also TimeoutError)
     │   ├── SMTPReadTimeoutError
     │   └── SMTPConnectTimeoutError
@@ -27,8 +29,11 @@ any byte leaves the client.
 
 from __future__ import annotations
 
+import ssl
+
 __all__ = [
     "SMTPAuthenticationError",
+    "SMTPCertificateError",
     "SMTPConnectError",
     "SMTPConnectResponseError",
     "SMTPConnectTimeoutError",
@@ -45,6 +50,7 @@ __all__ = [
     "SMTPSecurityError",
     "SMTPSenderRefused",
     "SMTPServerDisconnected",
+    "SMTPTLSError",
     "SMTPTimeoutError",
 ]
 
@@ -66,6 +72,23 @@ class SMTPServerDisconnected(SMTPException, ConnectionError):
 
 class SMTPConnectError(SMTPException, ConnectionError):
     """Connecting to the server failed (network, TLS handshake or greeting)."""
+
+
+class SMTPTLSError(SMTPConnectError, ssl.SSLError):
+    """The TLS handshake failed (rejected certificate, protocol mismatch): also an ``ssl.SSLError``."""
+
+
+class SMTPCertificateError(SMTPTLSError, ssl.SSLCertVerificationError):
+    """The server's certificate did not verify: also an ``ssl.SSLCertVerificationError``."""
+
+
+def tls_error(exc: ssl.SSLError, message: str) -> SMTPTLSError:
+    """``message`` as an ``SMTPTLSError`` (``SMTPCertificateError`` if verification failed), with ``exc``'s details."""
+    error = SMTPCertificateError(message) if isinstance(exc, ssl.SSLCertVerificationError) else SMTPTLSError(message)
+    for name in ("reason", "library", "verify_code", "verify_message"):
+        if hasattr(exc, name):
+            setattr(error, name, getattr(exc, name))
+    return error
 
 
 class SMTPTimeoutError(SMTPException, TimeoutError):

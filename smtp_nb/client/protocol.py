@@ -7,7 +7,9 @@ fuzzed on their own, and pipelining is simply "encode several, parse several".
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
+from .addresses import check_argument
 from .errors import SMTPProtocolError
 from .response import SMTPResponse
 
@@ -15,8 +17,13 @@ __all__ = [
     "MAX_LINE_LENGTH",
     "MAX_REPLY_LENGTH",
     "ReplyParser",
+    "bdat_command",
     "dot_stuff",
     "encode_command",
+    "has_option",
+    "mail_command",
+    "options_bytes",
+    "rcpt_command",
     "normalize_line_endings",
     "parse_ehlo",
 ]
@@ -171,3 +178,35 @@ def parse_ehlo(message: str) -> tuple[dict[str, str], list[str]]:
             params = " ".join(auth_methods).upper() if params else extensions.get("auth", "")
         extensions[keyword] = params
     return extensions, auth_methods
+
+
+def options_bytes(options: Iterable[str] | None, what: str) -> list[bytes]:
+    """ESMTP parameters (``SIZE=100``, ``BODY=8BITMIME``) checked and encoded; ``ValueError`` names a bad one."""
+    encoded = []
+    for option in options or ():
+        check_argument(option, what)
+        if not option or " " in option or not option.isascii():
+            raise ValueError(f"{what} {option!r} must be one ASCII word such as BODY=8BITMIME")
+        encoded.append(option.encode("ascii"))
+    return encoded
+
+
+def has_option(options: Sequence[str], name: str) -> bool:
+    """True if ``options`` holds the parameter ``name`` (``SIZE`` matches ``SIZE=100``), in any case."""
+    name = name.upper()
+    return any(o.upper().split("=", 1)[0] == name for o in options)
+
+
+def mail_command(mailbox: bytes, params: Sequence[bytes] = ()) -> bytes:
+    """``MAIL FROM:<mailbox> params``: ``mailbox`` already validated and encoded (empty for ``<>``)."""
+    return b"MAIL FROM:<" + mailbox + b">" + b"".join([b" " + p for p in params]) + b"\r\n"
+
+
+def rcpt_command(mailbox: bytes, params: Sequence[bytes] = ()) -> bytes:
+    """``RCPT TO:<mailbox> params``: ``mailbox`` already validated and encoded."""
+    return b"RCPT TO:<" + mailbox + b">" + b"".join([b" " + p for p in params]) + b"\r\n"
+
+
+def bdat_command(size: int, last: bool = True) -> bytes:
+    """``BDAT size [LAST]`` (RFC 3030): announces a chunk of exactly ``size`` bytes."""
+    return b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CANCEL_GRACE", "ThreadsafeJob", "run_sync", "wait_threadsafe"]
+from .errors import SMTPException
+
+__all__ = ["CANCEL_GRACE", "ThreadsafeJob", "call_sync", "run_sync", "wait_threadsafe"]
 
 T = TypeVar("T")
 #: How long a cancelled operation may take to clean up (close its socket) before the interrupt goes on.
@@ -177,3 +179,31 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+
+
+def call_sync(
+    loop: asyncio.AbstractEventLoop | None,
+    operation: Callable[[], Coroutine[Any, Any, T]],
+    one_shot: Callable[[], Coroutine[Any, Any, T]],
+    name: str,
+) -> T:
+    """Run an operation of a client whose connection lives on ``loop`` (None: no usable connection).
+
+    If ``loop`` runs in another thread (a session's background loop), the
+    operation is handed to it and waited for. Without a usable loop,
+    ``one_shot()`` (connect, run, quit) runs on a loop of its own. Calling
+    from the thread that runs ``loop`` would freeze it: ``SMTPException``.
+    """
+    if loop is not None and not loop.is_closed():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is running:
+            raise SMTPException(
+                f"{name}_sync() cannot use this connection: it belongs to the event loop running in this "
+                f"thread, which a blocking call would freeze. Use `await client.{name}(...)` here instead"
+            )
+        if loop.is_running():
+            return wait_threadsafe(operation(), loop)
+    return run_sync(one_shot)

@@ -1,23 +1,19 @@
-"""Mail transactions (MAIL, RCPT..., DATA or BDAT), one command at a time or pipelined.
+"""Mail transactions as a sans-IO state machine: prepared messages in, bytes out; replies in, deliveries out.
 
-``sendmail`` and ``send_many`` share this engine. With PIPELINING (RFC 2920)
-a message costs two round trips on its own (envelope + DATA, then the data),
-and about one when messages follow each other: the next envelope travels in
-the same write as the previous message's data. With CHUNKING (RFC 3030) the
-data goes in the same write as the envelope. Every reply is matched to the
-command that asked for it, so each message gets exactly its own results.
+No socket here: ``sending.drive`` moves the bytes, and the tests feed replies in every chunking.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+import itertools
+from collections.abc import Iterable
 from typing import Any, Literal, Union
 
-from .connection import Connection
 from .errors import (
     SMTPDataError,
-    SMTPException,
+    SMTPProtocolError,
     SMTPRecipientRefused,
     SMTPRecipientsRefused,
     SMTPResponseException,
@@ -25,15 +21,20 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from .protocol import ReplyParser, bdat_command
 from .response import SMTPResponse
 
-__all__ = ["Delivery", "Prepared", "send_pipelined", "send_sequential"]
+__all__ = ["Delivery", "Outgoing", "Prepared", "Transactions"]
+
+Status = Literal["accepted", "refused", "unknown", "failed"]
+#: One piece to write: its bytes, how many replies it asks for, and how the transcript shows it.
+Outgoing = tuple[bytes, int, Union[bytes, str]]
 
 _RSET = b"RSET\r\n"
 _DATA = b"DATA\r\n"
-_BIG = 65536
-
-Status = Literal["accepted", "refused", "unknown", "failed"]
+_END = b".\r\n"
+# What a reply answers (the first item of each expectation).
+_MAIL, _RCPT, _START, _FINAL, _IGNORED = range(5)
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -105,221 +106,271 @@ class Prepared:
     payload: bytes  # dot-stuffed, without the final ".\r\n" (DATA) or raw (BDAT)
     chunked: bool
 
-    def queue_data(self, conn: Connection) -> None:
-        shown = f"[message data: {len(self.payload):,} bytes]"
-        if self.chunked:
-            conn.queue_command(b"BDAT %d LAST\r\n" % len(self.payload))
-            conn.queue_data(self.payload, expect=0, shown=shown)
-        else:
-            conn.queue_data(self.payload, expect=0, shown=shown)
-            conn.queue_data(b".\r\n", expect=1, shown=".")
-        self.delivery.data_sent = True
+
+class _Txn:
+    """One message's progress: what has been sent, how many replies are outstanding, whether it is judged."""
+
+    __slots__ = (
+        "body_due",
+        "body_sent",
+        "delivery",
+        "done",
+        "last_sent",
+        "mail_sent",
+        "pending",
+        "prepared",
+        "rcpts_sent",
+        "start_sent",
+    )
+
+    def __init__(self, prepared: Prepared | None, delivery: Delivery) -> None:
+        self.prepared = prepared
+        self.delivery = delivery
+        self.done = prepared is None  # a message that did not validate is judged already
+        #: True once its last command is on the wire (or it is judged): the next transaction may follow it.
+        self.last_sent = self.done
+        self.mail_sent = self.start_sent = self.body_sent = False
+        #: True while the server's 354 is in and the data not yet sent: its last command is ready to go.
+        self.body_due = False
+        self.rcpts_sent = 0
+        self.pending = 0
 
 
-def _envelope_verdict(d: Delivery, chunked: bool) -> BaseException | None:
+def _envelope_verdict(d: Delivery) -> BaseException | None:
     """The envelope's error once its replies are in; None if it is good (or not yet answered)."""
     if d.mail is None:
         return None
     if d.mail.code != 250:
         return SMTPSenderRefused(d.mail.code, d.mail.message, d.sender)
-    if len(d.rcpt) < len(d.recipients):
+    rcpt = d.rcpt
+    if len(rcpt) < len(d.recipients):
         return None
-    refused = [SMTPRecipientRefused(reply.code, reply.message, r) for r, reply in d.refused.items()]
-    if len(refused) == len(d.recipients):
+    refused = [SMTPRecipientRefused(reply.code, reply.message, r) for r, reply in rcpt.items() if reply.code > 251]
+    if refused and len(refused) == len(d.recipients):
         return SMTPRecipientsRefused(refused)
     start = d.data_start
-    if not chunked and start is not None and start.code != 354:
+    if start is not None and start.code != 354:
         return SMTPDataError(start.code, start.message)
     return None
 
 
-def _final_verdict(d: Delivery) -> BaseException | None:
-    assert d.data is not None
-    if d.data.code != 250:
-        return SMTPDataError(d.data.code, d.data.message)
-    return None
+class Transactions:
+    """The client's side of a series of mail transactions on one session.
 
-
-async def _ask(conn: Connection, line: bytes, timeout: float | None) -> SMTPResponse:
-    conn.queue_command(line)
-    conn.flush()
-    return (await conn.read(1, timeout))[0]
-
-
-async def _reset(conn: Connection, timeout: float | None) -> None:
-    """RSET after a failed transaction; a failure here is not the caller's news."""
-    if conn.is_open:
-        try:
-            await _ask(conn, _RSET, timeout)
-        except SMTPException:
-            pass
-
-
-async def send_sequential(conn: Connection, p: Prepared, timeout: float | None) -> Delivery:
-    """One message, one command per round trip (for servers without PIPELINING).
-
-    Connection failures are recorded on the delivery, not raised; the
-    connection is then closed (``conn.error`` is set).
+    ``add()`` a prepared message (or a ready-made failed ``Delivery``), write
+    what ``send()`` returns, ``receive()`` each reply, take the finished
+    ``deliveries()`` in order. Without PIPELINING one command is outstanding
+    at a time. With it, each message's envelope (MAIL, RCPT..., then DATA, or
+    BDAT with the data) goes in one write, and up to ``window`` messages are
+    in flight: a message may start once the one before it has sent its last
+    command, so with DATA a window of two puts the next envelope in the same
+    write as the previous message's data. After a refusal the engine owes the
+    server an RSET (and the end of an empty data block if it said 354 anyway).
     """
-    d = p.delivery
-    try:
-        d.mail = await _ask(conn, p.mail_line, timeout)
-        d.error = _envelope_verdict(d, p.chunked)
-        if d.error is None:
-            for recipient, line in zip(d.recipients, p.rcpt_lines, strict=True):
-                d.rcpt[recipient] = await _ask(conn, line, timeout)
-            d.error = _envelope_verdict(d, p.chunked)
-        if d.error is None and not p.chunked:
-            d.data_start = await _ask(conn, _DATA, timeout)
-            d.error = _envelope_verdict(d, p.chunked)
-        if d.error is None:
-            p.queue_data(conn)
-            conn.flush()
-            await conn.wait_writable(timeout)
-            d.data = (await conn.read(1, timeout))[0]
-            d.error = _final_verdict(d)
-    except SMTPException as exc:
-        if conn.error is None:
-            raise
-        d.error = d.error or exc
-        return d
-    if d.error is not None:
-        await _reset(conn, timeout)
-    return d
 
+    def __init__(self, *, pipelining: bool, window: int = 1) -> None:
+        if window < 1:
+            raise ValueError(f"window must be 1 or more, not {window}")
+        self.pipelining = pipelining
+        self.window = window if pipelining else 1
+        self.closed = False
+        self._txns: collections.deque[_Txn] = collections.deque()
+        self._expect: collections.deque[tuple[int, _Txn | None, str]] = collections.deque()
+        self._owed: list[bytes] = []
+        self._in_flight = 0
+        self._parser: ReplyParser | None = None
 
-async def send_pipelined(
-    conn: Connection,
-    items: Union[Iterator[Prepared | Delivery], AsyncIterator[Prepared | Delivery]],
-    timeout: float | None,
-) -> AsyncGenerator[Delivery, None]:
-    """Deliveries for ``items``, in order, overlapping their round trips.
+    # -- state --------------------------------------------------------------------
 
-    Each item is a prepared message or a ready-made failed ``Delivery`` (a
-    message that did not validate). An async source may wait between items, so
-    the data already due is written before waiting for the next one. Each
-    round writes the previous message's data, any RSET owed, and the
-    next envelope in one go, then reads all their replies. If the connection
-    fails, the deliveries in flight are yielded with the error (``unknown``
-    where the data had been sent) and the iteration ends; nothing further is taken.
-    """
-    is_async = isinstance(items, AsyncIterator)
-    in_body: Prepared | None = None  # DATA accepted with 354: its data goes next
-    owed: list[bytes] = []  # ".\r\n" / RSET after a failed envelope
-    exhausted = False
-    in_flight = False  # commands written whose replies are not all read
-    try:
-        while True:
-            expect: list[tuple[str, Delivery | None, str]] = []
-            ready: list[Delivery] = []
-            previous, in_body = in_body, None
-            big = False
-            if previous is not None:
-                previous.queue_data(conn)
-                expect.append(("data", previous.delivery, ""))
-                ready.append(previous.delivery)
-                big = len(previous.payload) > _BIG
-                if is_async or big:
-                    in_flight = True
-                    conn.flush()
-                    if big:
-                        await conn.wait_writable(timeout)
-            for line in owed:
-                conn.queue_command(line)
-                expect.append(("ignore", None, ""))
-            owed = []
-            current: Prepared | None = None
-            while not exhausted:
-                if is_async:
-                    try:
-                        item: Prepared | Delivery | None = await items.__anext__()  # type: ignore[union-attr]
-                    except StopAsyncIteration:
-                        item = None
-                else:
-                    item = next(items, None)  # type: ignore[arg-type]
-                if item is None:
-                    exhausted = True
-                elif isinstance(item, Delivery):
-                    ready.append(item)
-                else:
-                    current = item
-                    break
-            if current is not None:
-                d = current.delivery
-                conn.queue_command(current.mail_line)
-                expect.append(("mail", d, ""))
-                for recipient, line in zip(d.recipients, current.rcpt_lines, strict=True):
-                    conn.queue_command(line)
-                    expect.append(("rcpt", d, recipient))
-                if current.chunked:
-                    current.queue_data(conn)
-                    expect.append(("data", d, ""))
-                    big = big or len(current.payload) > _BIG
-                else:
-                    conn.queue_command(_DATA)
-                    expect.append(("start", d, ""))
-            if not expect:
-                conn.transaction_open = in_body is not None or bool(owed)
-                for delivery in ready:
-                    yield delivery
-                if exhausted:
-                    return
+    @property
+    def awaiting(self) -> int:
+        """Replies written for and not yet received."""
+        return len(self._expect)
+
+    @property
+    def room(self) -> bool:
+        """True if a message added now could start with the next ``send()``: the driver should add one.
+
+        Transactions start in order, each once the one before has sent its last
+        command (without PIPELINING: once it is judged), so the newest one
+        speaks for all; one whose data is due counts, as ``send()`` writes it first.
+        """
+        if self.closed:
+            return False
+        txns = self._txns
+        if not txns:
+            return True
+        newest = txns[-1]
+        if not self.pipelining:
+            return newest.done
+        return self._in_flight < self.window and (newest.last_sent or newest.body_due)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight, owed or waiting to start."""
+        return not self._expect and not self._owed and all(txn.done for txn in self._txns)
+
+    @property
+    def transaction_open(self) -> bool:
+        """True while the session is inside a transaction: stopping now needs the connection closed."""
+        return not self.closed and (bool(self._expect) or bool(self._owed) or self._in_flight > 0)
+
+    # -- messages in, bytes out -------------------------------------------------------
+
+    def add(self, item: Prepared | Delivery) -> None:
+        """Queue a message; a ``Delivery`` (a message that did not validate) comes out in its turn."""
+        if isinstance(item, Delivery):
+            self._txns.append(_Txn(None, item))
+        else:
+            self._txns.append(_Txn(item, item.delivery))
+
+    def send(self) -> list[Outgoing]:
+        """What may be written now, in order (empty if the next step needs a reply first)."""
+        out: list[Outgoing] = []
+        if self.closed or (not self.pipelining and self._expect):
+            return out
+        while self._owed:
+            line = self._owed.pop(0)
+            out.append((line, 1, "." if line == _END else line))
+            self._expect.append((_IGNORED, None, ""))
+            if not self.pipelining:
+                return out
+        for txn in self._txns:
+            if txn.done:
                 continue
+            if not txn.mail_sent and self._in_flight >= self.window:
+                break
+            self._steps(txn, out)
+            if out and not self.pipelining:
+                break
+            if not txn.last_sent:
+                break
+        return out
 
-            failure: SMTPException | None = None
-            in_flight = True
-            try:
-                conn.flush()
-                if big:
-                    await conn.wait_writable(timeout)
-                replies = await conn.read(len(expect), timeout)
-            except SMTPException as exc:
-                if conn.error is None:
-                    raise
-                failure = exc
-                replies = conn.take_arrived()
-            in_flight = False
-            for (kind, target, recipient), reply in zip(expect, replies, strict=False):  # fewer after a failure
-                if target is None:
-                    pass
-                elif kind == "mail":
-                    target.mail = reply
-                elif kind == "rcpt":
-                    target.rcpt[recipient] = reply
-                elif kind == "start":
-                    target.data_start = reply
-                else:
-                    target.data = reply
-
-            if previous is not None and previous.delivery.data is not None:
-                previous.delivery.error = _final_verdict(previous.delivery)
-                if previous.delivery.error is not None and current is None:
-                    owed.append(_RSET)  # nothing else in flight: leave the session clean
-            if current is not None:
-                d = current.delivery
-                d.error = _envelope_verdict(d, current.chunked)
-                if d.error is None and d.data is not None:
-                    d.error = _final_verdict(d)
-                if d.error is not None:
-                    if not current.chunked and d.data_start is not None and d.data_start.code == 354:
-                        owed.append(b".\r\n")  # the server said 354 anyway: end the empty data
-                    owed.append(_RSET)
-                if d.error is None and not current.chunked and failure is None:
-                    in_body = current  # its data goes out in the next round
-                else:
-                    ready.append(d)
-            if failure is not None:
-                for delivery in ready:
-                    if delivery.error is None and delivery.data is None:
-                        delivery.error = failure
-            conn.transaction_open = in_body is not None or bool(owed)
-            for delivery in ready:
-                yield delivery
-            if failure is not None or (exhausted and in_body is None and not owed):
+    def _steps(self, txn: _Txn, out: list[Outgoing]) -> None:
+        """Append ``txn``'s next commands: all that may go before a reply is needed (one without PIPELINING)."""
+        p, d, expect = txn.prepared, txn.delivery, self._expect
+        assert p is not None
+        one = not self.pipelining
+        if txn.body_due:  # the server said 354: the data and the final dot
+            out.append((p.payload, 0, f"[message data: {len(p.payload):,} bytes]"))
+            out.append((_END, 1, "."))
+            expect.append((_FINAL, txn, ""))
+            txn.pending += 1
+            txn.body_due = False
+            txn.body_sent = txn.last_sent = d.data_sent = True
+            return
+        if not txn.mail_sent:
+            txn.mail_sent = True
+            self._in_flight += 1
+            out.append((p.mail_line, 1, p.mail_line))
+            expect.append((_MAIL, txn, ""))
+            txn.pending += 1
+            if one:
                 return
-    finally:
-        conn.transaction_open = False
-        if conn.is_open and (in_flight or in_body is not None or owed):
-            # Stopped early (by the caller or a cancellation) with a transaction
-            # open: only closing the connection ends it without delivering.
-            conn.close("send_many() stopped in the middle of a transaction")
+        elif one and d.mail is None:
+            return
+        lines = p.rcpt_lines
+        while txn.rcpts_sent < len(lines):
+            line = lines[txn.rcpts_sent]
+            out.append((line, 1, line))
+            expect.append((_RCPT, txn, d.recipients[txn.rcpts_sent]))
+            txn.pending += 1
+            txn.rcpts_sent += 1
+            if one:
+                return
+        if one and len(d.rcpt) < len(d.recipients):
+            return
+        if p.chunked:
+            if not txn.body_sent:
+                line = bdat_command(len(p.payload))
+                out.append((line, 1, line))
+                out.append((p.payload, 0, f"[message data: {len(p.payload):,} bytes]"))
+                expect.append((_FINAL, txn, ""))
+                txn.pending += 1
+                txn.body_sent = txn.last_sent = d.data_sent = True
+        elif not txn.start_sent:
+            txn.start_sent = True
+            out.append((_DATA, 1, _DATA))
+            expect.append((_START, txn, ""))
+            txn.pending += 1
+
+    # -- replies in, deliveries out -------------------------------------------------------
+
+    def receive(self, reply: SMTPResponse) -> None:
+        """The next reply, matched to the command that asked for it."""
+        self.receive_many((reply,))
+
+    def receive_many(self, replies: Iterable[SMTPResponse]) -> None:
+        """The next replies, in order, each matched to the command that asked for it."""
+        expect = self._expect
+        for reply in replies:
+            if not expect:
+                raise SMTPProtocolError(f"the server sent a reply nobody asked for: {reply.code} {reply.message}")
+            kind, txn, recipient = expect.popleft()
+            if txn is None:
+                continue  # RSET, or the end of an empty data block: not the caller's news
+            d = txn.delivery
+            if kind == _RCPT:
+                d.rcpt[recipient] = reply
+            elif kind == _MAIL:
+                d.mail = reply
+            elif kind == _START:
+                d.data_start = reply
+            else:
+                d.data = reply
+            txn.pending -= 1
+            if not txn.pending and not txn.done:
+                self._judge(txn)
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes as they arrive from the server, in any chunking (for tests and sans-IO use)."""
+        if self._parser is None:
+            self._parser = ReplyParser()
+        self.receive_many(self._parser.feed(data))
+
+    def connection_lost(self, error: BaseException) -> None:
+        """The connection ended: every message not yet judged gets ``error`` (``unknown`` if its data went out)."""
+        for txn in self._txns:
+            if not txn.done:
+                txn.delivery.error = txn.delivery.error or error
+                txn.done = txn.last_sent = True
+        self._expect.clear()
+        self._owed.clear()
+        self._in_flight = 0
+        self.closed = True
+
+    def deliveries(self) -> list[Delivery]:
+        """The messages judged since the last call, in the order they were added."""
+        finished = []
+        txns = self._txns
+        while txns and txns[0].done:
+            finished.append(txns.popleft().delivery)
+        return finished
+
+    def _judge(self, txn: _Txn) -> None:
+        """Decide ``txn`` once the replies to everything sent for it are in."""
+        d, data = txn.delivery, txn.delivery.data
+        error: BaseException | None
+        if data is not None and txn.start_sent:  # after DATA's 354: only the final reply is news
+            error = None if data.code == 250 else SMTPDataError(data.code, data.message)
+        else:
+            error = _envelope_verdict(d)
+            if error is None and data is not None and data.code != 250:
+                error = SMTPDataError(data.code, data.message)
+            if error is None and data is None:  # good so far: its next step goes out with the next send()
+                start = d.data_start
+                txn.body_due = start is not None and start.code == 354
+                return
+        d.error = error
+        txn.done = txn.last_sent = True
+        self._in_flight -= 1
+        if error is None:
+            return
+        if d.data_start is not None and d.data_start.code == 354 and not txn.body_sent:
+            self._owed.append(_END)  # the server said 354 anyway: end the empty data block
+        # A transaction already under way after this one shows the server is past it (with DATA that
+        # is certain; whether every server ends a refused BDAT LAST transaction is for windows of BDAT to check).
+        later = itertools.dropwhile(lambda t: t is not txn, self._txns)
+        if not any(t.mail_sent for t in itertools.islice(later, 1, None)):
+            self._owed.append(_RSET)  # leave the session clean for the next message

@@ -1,4 +1,4 @@
-"""The conversation with the server, line by line, with credentials redacted.
+"""The conversation with the server, line by line (credentials are redacted before they get here).
 
 Every client keeps the last lines in memory (``client.transcript``), calls the
 listeners it was given, and logs each line on the ``smtp_nb.client`` logger at
@@ -15,11 +15,9 @@ from typing import NamedTuple, Union
 
 from .response import SMTPResponse
 
-__all__ = ["REDACTED", "Transcript", "TranscriptEntry"]
+__all__ = ["Transcript", "TranscriptEntry", "render"]
 
 logger = logging.getLogger("smtp_nb.client")
-
-REDACTED = "********"
 
 #: ``>`` client to server, ``<`` server to client, ``*`` an event (connect, TLS, close).
 Direction = str

@@ -215,19 +215,19 @@ class Session:
 
     async def _reconnect(self, conn: NamedConnection, notes: list[str]) -> None:
         before = conn.where
-        options: dict[str, Any] = {}
+        options = conn.client.options
         server = self.server
         if conn.embedded and server is not None and server.running:
             fresh = server.client_options()
-            options = {
-                "hostname": fresh["hostname"],
-                "port": fresh["port"],
-                "use_tls": fresh.get("use_tls", False),
-                "start_tls": fresh.get("start_tls"),
-                "cert_bundle": fresh.get("cert_bundle"),
-            }
+            options = options.replace(
+                hostname=fresh["hostname"],
+                port=fresh["port"],
+                use_tls=fresh.get("use_tls", False),
+                start_tls=fresh.get("start_tls"),
+                cert_bundle=fresh.get("cert_bundle"),
+            )
         try:
-            await conn.client.connect(**options)
+            await conn.client.connect(options=options)
         except SMTPException as exc:
             raise SMTPNotebookError(
                 f"connection {conn.name!r} to {before} had closed, and opening it again failed: {describe(exc)}",

@@ -11,7 +11,7 @@ from smtp_nb import (
     SMTPNotSupported,
     SMTPSecurityError,
 )
-from smtp_nb.client.smtp import is_local_peer
+from smtp_nb.client.login import is_local_peer
 from smtp_nb.server import DEMO_USERS
 from tests.conftest import client_for
 from tests.scripted import ScriptedServer, greet
@@ -131,7 +131,7 @@ def test_local_peer_decision():
 
 async def test_plaintext_auth_to_another_host_is_refused_unless_allowed(auth_server, monkeypatch):
     """The loopback server is made to look remote; credentials then need TLS or the explicit override."""
-    monkeypatch.setattr("smtp_nb.client.smtp.is_local_peer", lambda peer: False)
+    monkeypatch.setattr("smtp_nb.client.login.is_local_peer", lambda peer: False)
     async with client_for(auth_server) as client:
         with pytest.raises(SMTPSecurityError, match="allow_plaintext_auth=True"):
             await client.login("demo", PASSWORD)

@@ -12,6 +12,7 @@ from smtp_nb import (
     SMTP_PORT,
     SMTP_STARTTLS_PORT,
     SMTP_TLS_PORT,
+    ConnectOptions,
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
@@ -19,6 +20,7 @@ from smtp_nb import (
     SMTPNotSupported,
     SMTPServerDisconnected,
     SMTPTimeoutError,
+    send,
 )
 from smtp_nb.server import LocalServer
 from tests.conftest import client_for
@@ -58,9 +60,9 @@ async def test_context_manager_connects_and_quits(server):
 
 
 def test_default_ports_follow_the_tls_mode():
-    assert SMTP()._default_port() == SMTP_PORT == 25
-    assert SMTP(use_tls=True)._default_port() == SMTP_TLS_PORT == 465
-    assert SMTP(start_tls=True)._default_port() == SMTP_STARTTLS_PORT == 587
+    assert SMTP().options.effective_port == SMTP_PORT == 25
+    assert SMTP(use_tls=True).options.effective_port == SMTP_TLS_PORT == 465
+    assert SMTP(start_tls=True).options.effective_port == SMTP_STARTTLS_PORT == 587
     assert repr(SMTP(hostname="mx.example.com", start_tls=True)) == "<smtp_nb.SMTP mx.example.com:587 not connected>"
 
 
@@ -72,7 +74,7 @@ def test_default_ports_follow_the_tls_mode():
         ({"socket_path": "/tmp/x", "port": 25}, "no meaning"),
         ({"tls_context": ssl.create_default_context(), "client_cert": "c.pem"}, "not both"),
         ({"port": 70000}, "1 to 65535"),
-        ({"timeout": -1}, "positive number"),
+        ({"timeout": -1}, "0 or more"),
         ({"local_hostname": "my host"}, "one word"),
         ({"local_hostname": "host\r\nRSET"}, "control character"),
         ({"hostname": "mx\n.example.com"}, "control character"),
@@ -340,3 +342,22 @@ async def test_ehlo_refused_falls_back_to_helo():
             assert not client.supports_esmtp and not client.supports_extension("pipelining")
             await client.sendmail("a@example.com", "b@example.com", "Subject: helo\n\nhi")
         assert [line.split(" ")[0] for line in srv.lines[:3]] == ["EHLO", "HELO", "MAIL"]
+
+
+async def test_one_options_object_for_constructor_connect_and_send(server):
+    client = SMTP(timeout=10)
+    assert client.options == ConnectOptions(timeout=10)
+    with pytest.raises(TypeError, match="unknown connection option 'bogus'"):
+        await client.connect(bogus=1)
+    with pytest.raises(ValueError, match="exclude each other"):
+        await client.connect(options=client.options.replace(use_tls=True), start_tls=True)
+    assert client.options == ConnectOptions(timeout=10)  # a refused change leaves the options as they were
+    await client.connect(options=client.options.replace(**server.client_options()))
+    assert client.port == server.port and client.is_connected
+    await client.quit()
+    with pytest.raises(TypeError, match="bogus"):
+        await send("Subject: hi\r\n\r\nhi\r\n", sender="a@example.com", recipients=["b@example.com"], bogus=1)
+    await send(
+        "Subject: hi\r\n\r\nhi\r\n", sender="a@example.com", recipients=["b@example.com"], **server.client_options()
+    )
+    assert len(server.messages) == 1

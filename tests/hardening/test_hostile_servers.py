@@ -426,7 +426,7 @@ async def test_closes_during_the_implicit_tls_handshake(figures):
         recover={"use_tls": False},
         bound=TLS_MEMORY_BOUND,
     )
-    assert str(error).endswith("the server closed the connection during the TLS handshake")
+    assert "the server closed the connection during the TLS handshake" in str(error)
 
 
 AUTH_EHLO = "250-hostile.example\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN"

@@ -177,12 +177,12 @@ class ConnectionMagics(SMTPMagicsBase):
         profile = target.profile if target is not None else None
         try:
             conn = session.connect(name, embedded=embedded, profile=profile, **options)
-        except ValueError as exc:
-            raise self.usage("%smtp_connect", str(exc)) from None
         except SMTPAuthenticationError as exc:
             raise SMTPNotebookError(f"logging in as {user} failed: {describe(exc)}", error=exc) from exc
-        except SMTPException as exc:
+        except SMTPException as exc:  # before ValueError: a certificate failure is also ssl's ValueError
             raise SMTPNotebookError(self._connect_failure(exc, options), error=exc) from exc
+        except ValueError as exc:
+            raise self.usage("%smtp_connect", str(exc)) from None
         return self._report(conn)
 
     def _connect_failure(self, exc: SMTPException, options: dict[str, Any]) -> str:
