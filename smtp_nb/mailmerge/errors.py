@@ -15,6 +15,7 @@ SMTPException                       (smtp_nb's root)
 from __future__ import annotations
 
 from ..client.errors import SMTPException
+from ..rendering import OneLineTraceback
 
 __all__ = [
     "DestinationChanged",
@@ -28,14 +29,8 @@ __all__ = [
 ]
 
 
-class MergeError(SMTPException):
+class MergeError(OneLineTraceback, SMTPException):
     """Base class of the merge's errors."""
-
-    def __init__(self, message: str, /) -> None:
-        super().__init__(message)
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
 
 
 class TemplateError(MergeError, ValueError):
