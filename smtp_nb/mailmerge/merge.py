@@ -210,6 +210,7 @@ class _Run:
     )
     retry_queue: list[_Item] = field(default_factory=list)
     in_flight: int = 0
+    left_unknown: int = 0  # rows an earlier run left unknown, not resent: counted, but not this run's work
     new_rows: int = 0
     stopped: str | None = None
     error: BaseException | None = None
@@ -285,6 +286,7 @@ class _Run:
         decision = _decide(self.journal.row(self.opts.campaign, key), digest, self.destination, self.opts)
         if decision not in ("send", "rehearsed"):
             self.counts["unknown" if decision == "unknown" else "skipped"] += 1
+            self.left_unknown += decision == "unknown"
             return None
         message_id = _message_id(self.salt, self.opts.campaign, key, sender)
         dated = rendered.with_headers(Message_ID=message_id, Date=email.utils.formatdate(localtime=True))
@@ -312,8 +314,9 @@ class _Run:
 
     def report(self) -> dict[str, int]:
         elapsed = int(1000 * (time.monotonic() - self.started))
+        this_run = dict(self.counts, unknown=self.counts["unknown"] - self.left_unknown)  # what ``total`` counts
         return dict(
-            self.counts, total=self.total, in_flight=self.in_flight, retrying=len(self.retry_queue), elapsed_ms=elapsed
+            this_run, total=self.total, in_flight=self.in_flight, retrying=len(self.retry_queue), elapsed_ms=elapsed
         )
 
     def _settle(self, item: _Item, delivery: Delivery) -> None:

@@ -23,6 +23,7 @@ from smtp_nb.mailmerge import (
     TemplateError,
 )
 from smtp_nb.mailmerge.merge import rate
+from smtp_nb.mailmerge.progress import done
 from smtp_nb.server import InboxHandler, LocalServer
 from tests.conftest import RuleHandler
 
@@ -307,6 +308,21 @@ async def test_progress_reports_counts_and_rate(rule_server, tmp_path):
     assert (last["accepted"], last["refused"], last["in_flight"]) == (4, 1, 0)
     assert [r["accepted"] + r["refused"] for r in reports] == sorted(r["accepted"] + r["refused"] for r in reports)
     assert rate(last).endswith(" msg/s") and last["elapsed_ms"] >= 0
+
+
+async def test_progress_of_a_resume_counts_only_this_runs_rows(tmp_path):
+    """A row an earlier run left unknown is not resent, and not counted as done of this run's total."""
+    from tests.mailmerge.test_exactly_once import ROWS, TEMPLATE, faulty_server
+
+    server, _ = faulty_server("dot", pipelining=False)
+    with server:
+        opts = {"smtp": server.options(timeout=5), "journal": tmp_path / "j.sqlite", "retry_delay": 0.01, "send": True}
+        first = await smtp_nb.merge(TEMPLATE, ROWS[:12], **opts, progress=False)
+        assert first.counts["unknown"] == 1
+        reports = []
+        await smtp_nb.merge(TEMPLATE, ROWS, **opts, progress=reports.append)
+    assert reports and all(done(r) <= r["total"] for r in reports), [(done(r), r["total"]) for r in reports]
+    assert done(reports[-1]) == reports[-1]["total"] == len(ROWS) - 12
 
 
 async def test_validation_errors_read_as_a_table_in_a_terminal(server, tmp_path):
