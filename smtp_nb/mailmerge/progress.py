@@ -47,8 +47,12 @@ def describe(counts: Mapping[str, int]) -> str:
 
 
 def terminal_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:
-    """A progress line on stderr, rewritten in place (``TQDM_DISABLE`` turns it off, as for tqdm)."""
-    if os.environ.get("TQDM_DISABLE") or total == 0:
+    """A progress line on a terminal's stderr, rewritten in place (``TQDM_DISABLE`` turns it off, as for tqdm).
+
+    Only on a terminal: in a log file or a notebook's stderr the carriage returns and erase codes would
+    pile up as noise (``%%smtp_merge`` shows its own progress bar).
+    """
+    if os.environ.get("TQDM_DISABLE") or total == 0 or not sys.stderr.isatty():
         return None, lambda: None
     shown = {"done": -1}
 
