@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         shown = _shown(nb, starts)
         if shown:
             print(f"\n{title}:\n{_indent(shown)}")
+    tools = _shortest(pathlib.Path(sys.executable).parent)  # this interpreter's venv: the same one, not PATH's
     print(
-        f"\nto run it yourself in JupyterLab (pip install -e '.[tutorials]' installs it): "
-        f"jupyter lab {_shortest(notebook)}"
+        f"\nto run it yourself in JupyterLab: {tools}/pip install -q -e '.[tutorials]' && "
+        f"{tools}/jupyter lab {_shortest(notebook)}"
     )
     return 0
 
