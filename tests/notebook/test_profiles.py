@@ -198,3 +198,11 @@ def test_options_on_the_line_override_the_profile(folders, server, ip, session):
     assert session.get().client.local_hostname == "from.line"
     with pytest.raises(UsageError, match="give a host \\(or URL\\) or --profile, not both"):
         ip.run_cell("%smtp_connect x.example --profile p")
+
+
+def test_a_url_user_without_a_password_source_names_the_url_not_an_option(ip):
+    """The user typed a URL, not --user: the error speaks of what they typed."""
+    with pytest.raises(UsageError, match=r"the URL's user 'ada' needs a password: add --password-env VAR"):
+        ip.run_cell("%smtp_connect smtp://ada@smtp.example.com:587")
+    with pytest.raises(UsageError, match=r"--user 'ada' needs a password"):
+        ip.run_cell("%smtp_connect smtp.example.com:587 --user ada")

@@ -245,9 +245,10 @@ class ConnectionMagics(SMTPMagicsBase):
                 raise self.usage("%smtp_connect", str(exc)) from None
         if embedded is not None and user in embedded.users:
             return user, Secret(embedded.users[user])
+        named = "--user" if args.user else "the profile's user" if target and target.profile else "the URL's user"
         raise self.usage(
             "%smtp_connect",
-            "--user needs a password: --password-env VAR (an environment variable) or --prompt-password"
+            f"{named} {user!r} needs a password: add --password-env VAR (an environment variable) or --prompt-password"
             + (", or password_from in the profile" if target is not None and target.profile else ""),
         )
 
