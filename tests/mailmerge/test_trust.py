@@ -283,6 +283,7 @@ def test_the_python_api_knows_the_kernels_embedded_server(server, tmp_path):
 
 async def test_progress_on_a_terminal_is_one_line_with_total_rate_and_eta(server, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the line is for terminals: see test_progress.py
     await smtp_nb.merge(TEMPLATE, people(4), send=True, **{**options(server, tmp_path), "progress": True})
     err = capsys.readouterr().err
     last = err.rstrip("\n").split("\r")[-1]

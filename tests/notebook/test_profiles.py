@@ -161,7 +161,7 @@ def test_password_from_a_prompt(folders, starttls_server, ip, monkeypatch):
 
 
 def test_password_from_the_keyring(folders, starttls_server, ip):
-    keyring = pytest.importorskip("keyring")
+    import keyring  # the test extra installs it: no skip
     from keyring.backend import KeyringBackend
 
     class Memory(KeyringBackend):  # a real keyring backend, kept in memory (the machine has no keyring service)

@@ -18,5 +18,5 @@ __all__ = ["SMTPMagics", "SessionMagics", "call_connection", "parse_arguments"]
 class SMTPMagics(ConnectionMagics, SendMagics, ServerMagics, SMTPMagicsBase):
     """SMTP in the notebook: the embedded server, connections, the conversation, sending."""
 
-    magics = joined_magics(ConnectionMagics, SendMagics, ServerMagics)
+    magics = joined_magics(ConnectionMagics, SendMagics, ServerMagics)  # type: ignore[assignment,unused-ignore]
     registered = True

@@ -76,7 +76,7 @@ def name_cell_magics(magics: Magics) -> None:
 
     ``--help``, ``%%name?`` and error messages then say ``%%``, as the README does.
     """
-    for name, method in magics.magics["cell"].items():
+    for name, method in magics.magics["cell"].items():  # type: ignore[index,unused-ignore]  # IPython 8 types it None
         function = getattr(method, "__func__", method)
         parser = getattr(function, "parser", None)
         if parser is not None and not parser.prog.startswith("%"):
