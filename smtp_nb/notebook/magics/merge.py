@@ -37,7 +37,8 @@ from smtp_nb.mailmerge.progress import describe, done
 from smtp_nb.rendering import View, escape
 
 from ..errors import MessageError, SMTPNotebookError
-from .base import SessionMagics, SMTPMagicsBase, call_connection, parse_arguments
+from ..views import Help
+from .base import SessionMagics, SMTPMagicsBase, call_connection, help_text, parse_arguments
 
 __all__ = ["MergeMagics"]
 
@@ -96,7 +97,7 @@ class MergeMagics(SessionMagics):
     @argument("-o", "--output", metavar="VAR", help="store the result in the variable VAR")
     @no_var_expand
     @line_cell_magic
-    def smtp_merge(self, line: str, cell: str | None = None) -> MergePreview | MergeResult | None:
+    def smtp_merge(self, line: str, cell: str | None = None) -> MergePreview | MergeResult | Help:
         """Merge the cell (headers, an empty line, the body; {{ column }} fields) with every row.
 
         Every row is rendered and checked first; any problem is listed (row,
@@ -116,9 +117,9 @@ class MergeMagics(SessionMagics):
 
             Dear {{ name }}, your grade is {{ grade }}.
         """
-        args = parse_arguments(self.smtp_merge, line)
+        args = parse_arguments(self.smtp_merge, line, show_help=False)
         if args is None:
-            return None
+            return Help(help_text(self.smtp_merge))
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"%%smtp_merge: -o needs a variable name, not {args.output!r}")
         if cell is None or not cell.strip():
