@@ -135,3 +135,17 @@ def test_inbox_n_shows_the_message_as_the_recipient_sees_it(ip):
 def test_merge_help_returns_the_help_view(ip):
     result, _ = run(ip, "%%smtp_merge --help")
     assert isinstance(result, Help) and "--attachments-root" in repr(result)
+
+
+def test_merge_preview_shows_each_message_in_the_view_with_the_checks_warnings(ip, tmp_path):
+    ip.user_ns["rows"] = [{"email": "b@example.com", "name": "Bo"}]
+    ip.user_ns["page"] = '<style>p { color: red }</style><p>Hi {{ name }} <img src="https://t.example/p.gif"></p>'
+    template = "From: a@example.com\nTo: {{ email }}\nSubject: s\n\nHi {{ name }}\n"
+    journal = tmp_path / "j.sqlite"
+    preview, _ = run(ip, f"%%smtp_merge rows --html-template page --journal {journal}\n{template}")
+    html = preview._repr_html_()
+    assert "img-src data:;" in html and "remote-image" in html and "image-without-alt" in html
+    assert "&lt;p style=&quot;color: red;&quot;&gt;Hi Bo" in html  # inside the iframe's srcdoc
+    assert "remote-image" in repr(preview) and "MIME structure:" in repr(preview)
+    kept, _ = run(ip, f"%%smtp_merge rows --html-template page --no-inline-css --journal {journal}\n{template}")
+    assert "&lt;style&gt;p { color: red }" in kept._repr_html_()

@@ -72,6 +72,7 @@ class MergeMagics(SessionMagics):
     @argument("--key", metavar="COLUMN", help="the column that identifies a row (default: its first recipient)")
     @argument("--html", action="store_true", help="add an HTML part made from the body read as Markdown")
     @argument("--html-template", metavar="VAR", help="a variable holding an HTML template for the HTML part")
+    @argument("--no-inline-css", action="store_true", help="keep the HTML template's <style> as written (not inlined)")
     @argument("--attachments", metavar="COLUMN", help="a column of file paths to attach (several: separate with ;)")
     @argument("--attach", action="append", default=[], metavar="PATH", help="attach this file to every message")
     @argument("--attachments-root", metavar="FOLDER", help="the folder attachment paths are inside (default: here)")
@@ -147,6 +148,7 @@ class MergeMagics(SessionMagics):
                 continue_changed=args.continue_changed,
                 html=html,
                 markdown=args.html,
+                inline_css=not args.no_inline_css,
                 attachments=args.attachments,
                 files=args.attach,
                 attachments_root=args.attachments_root,
