@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
-from ..html import MessageView, check, view
+from ..html import MessageView, Warnings, check, view
 from ..rendering import html_table, text_table
 from .errors import MergeError
 from .journal import Journal
@@ -124,7 +124,9 @@ class MergePreview:
 
     def view(self, message: EmailMessage) -> MessageView:
         """A previewed message as its recipient will see it, with ``smtp_nb.html.check``'s warnings."""
-        return view(message, warnings=check(message, size_limit=self.size_limit))
+        found = check(message, size_limit=self.size_limit)
+        # The merge dates each message and gives it its Message-ID as it sends it: not missing then.
+        return view(message, warnings=Warnings(w for w in found if w.code not in _ADDED_WHEN_SENT))
 
     def _files(self) -> list[list[Any]]:
         return [[row, name, f"{size:,} bytes"] for row, files in self.attachments for name, size in files]
@@ -159,6 +161,7 @@ class MergePreview:
         return "".join(parts)
 
 
+_ADDED_WHEN_SENT = {"missing-date", "missing-message-id"}
 _COLUMNS = ["row", "key", "recipients", "status", "code", "message", "message_id", "attempts"]
 
 

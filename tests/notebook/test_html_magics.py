@@ -149,3 +149,13 @@ def test_merge_preview_shows_each_message_in_the_view_with_the_checks_warnings(i
     assert "remote-image" in repr(preview) and "MIME structure:" in repr(preview)
     kept, _ = run(ip, f"%%smtp_merge rows --html-template page --no-inline-css --journal {journal}\n{template}")
     assert "&lt;style&gt;p { color: red }" in kept._repr_html_()
+
+
+def test_merge_preview_does_not_warn_about_the_headers_the_merge_adds_when_sending(tmp_path):
+    from smtp_nb.mailmerge import MergeOptions, merge_sync
+
+    template = "From: a@example.com\nTo: {{ email }}\nSubject: s\n\nHi\n"
+    preview = merge_sync(template, [{"email": "b@example.com"}], options=MergeOptions(journal=tmp_path / "j.sqlite"))
+    ((_, _, message, _),) = preview.messages
+    assert message["Date"] is None and message["Message-ID"] is None
+    assert repr(preview.view(message).warnings) == "check: no warnings"
