@@ -9,11 +9,12 @@ import dataclasses
 import email
 import email.message
 import email.policy
-import html as _html
 import html.parser
 import re
 import urllib.parse
 from typing import Any
+
+from ..rendering import html_table
 
 __all__ = ["GMAIL_CLIP_BYTES", "CheckWarning", "Warnings", "check"]
 
@@ -56,18 +57,8 @@ class Warnings(list):  # type: ignore[type-arg]
     def _repr_html_(self) -> str:
         if not self:
             return "<div>check: no warnings</div>"
-        e = _html.escape
-        rows = "".join(
-            f'<tr><td style="text-align:left"><code>{e(w.code)}</code></td><td style="text-align:left">'
-            f'{e(w.message)}</td><td style="text-align:left">{e(w.advice)}</td></tr>'
-            for w in self
-        )
-        return (
-            f"<div>check: {len(self)} warning{'s' if len(self) > 1 else ''}</div>"
-            '<table class="smtp-nb" style="border-collapse:collapse"><thead><tr><th style="text-align:left">code'
-            '</th><th style="text-align:left">problem</th><th style="text-align:left">what to do</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
-        )
+        heading = f"<div>check: {len(self)} warning{'s' if len(self) > 1 else ''}</div>"
+        return heading + html_table(("code", "problem", "what to do"), [(w.code, w.message, w.advice) for w in self])
 
 
 class _Scan(html.parser.HTMLParser):

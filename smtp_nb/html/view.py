@@ -11,11 +11,12 @@ import base64
 import email
 import email.message
 import email.policy
-import html
 import re
 import urllib.parse
 from typing import Any, cast
 
+from ..rendering import escape as _e
+from ..rendering import html_table, text_table
 from .check import Warnings, _as_message, _text
 from .text import html_to_text
 
@@ -31,14 +32,10 @@ _POLICY_REMOTE = (
     "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline' http: https:; "
     "font-src data: http: https:; media-src http: https:; base-uri 'none'"
 )
-_CELL = 'style="text-align:left;vertical-align:top"'
 #: Inside the iframe element: browsers never show it, but JupyterLab drops iframes from the outputs of a
 #: notebook it does not trust (one opened from disk) and keeps their text, so this is what shows there.
+_ATTACHED = ("file", "type", "size")
 _UNTRUSTED = "(the HTML part is shown in a frame, hidden until the notebook is trusted)"
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _header(message: email.message.EmailMessage, name: str) -> str | None:
@@ -128,6 +125,9 @@ class MessageView:
             if not part.is_multipart() and part.get_content_disposition() == "attachment"
         ]
 
+    def _attached_rows(self) -> list[tuple[str, str, str]]:
+        return [(name, kind, _size(size)) for name, kind, size in self.attachments()]
+
     def document(self) -> str | None:
         """The HTML part as the iframe shows it: the content policy first, ``cid:`` images as data URIs."""
         body = self.html_body()
@@ -162,15 +162,15 @@ class MessageView:
         lines += [f"{'  ' * (depth + 1)}{kind}  {details}" for depth, kind, details in self.tree()]
         attached = self.attachments()
         if attached:
-            lines += ["", "attachments:"] + [f"  {name}  {kind}  {_size(size)}" for name, kind, size in attached]
+            table = text_table(_ATTACHED, self._attached_rows())
+            lines += ["", "attachments:"] + ["  " + line for line in table.split("\n")]
         return _CONTROL.sub("\ufffd", "\n".join(lines))
 
     def html(self) -> str:
         out = ['<div class="smtp-nb-message">']
         if self.warnings is not None:
             out.append(self.warnings._repr_html_())
-        rows = "".join(f"<tr><th {_CELL}>{_e(n)}</th><td {_CELL}>{_e(v)}</td></tr>" for n, v in self.headers())
-        out.append(f'<table class="smtp-nb" style="border-collapse:collapse"><tbody>{rows}</tbody></table>')
+        out.append(html_table(("header", "value"), self.headers()))
         document = self.document()
         if document is not None:
             loads = "remote content allowed" if self.remote else "remote content blocked"
@@ -191,15 +191,7 @@ class MessageView:
         out.append(f"<details open><summary>MIME structure</summary><pre>{_e(tree)}</pre></details>")
         attached = self.attachments()
         if attached:
-            cells = "".join(
-                f"<tr><td {_CELL}>{_e(name)}</td><td {_CELL}>{_e(kind)}</td><td {_CELL}>{_e(_size(size))}</td></tr>"
-                for name, kind, size in attached
-            )
-            out.append(
-                '<div>attachments</div><table class="smtp-nb" style="border-collapse:collapse"><thead><tr>'
-                f"<th {_CELL}>file</th><th {_CELL}>type</th><th {_CELL}>size</th></tr></thead>"
-                f"<tbody>{cells}</tbody></table>"
-            )
+            out.append("<div>attachments</div>" + html_table(_ATTACHED, self._attached_rows()))
         source = self.raw.decode("utf-8", "replace")
         out.append(
             f"<details><summary>raw source ({_e(_size(len(self.raw)))})</summary>"

@@ -64,6 +64,8 @@ class MergeOptions:
     smtp: Mapping[str, Any] | None = None
     html: str | None = None
     markdown: bool = False
+    #: Move the HTML template's <style> CSS into style attributes (False: the HTML as written).
+    inline_css: bool = True
     attachments: str | None = None
     files: Sequence[str] = ()
     attachments_root: str | os.PathLike[str] | None = None
@@ -111,6 +113,7 @@ class MergeOptions:
             text,
             html=self.html,
             markdown=self.markdown,
+            inline_css=self.inline_css,
             attachments=self.attachments,
             files=self.files,
             attachments_root=self.attachments_root,

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
+from ..html import MessageView, Warnings, check, view
+from ..rendering import html_table, text_table
 from .errors import MergeError
 from .journal import Journal
 from .progress import done as _done
@@ -30,29 +32,15 @@ STATUS_COLOURS = {
     "unknown": "#fff3cd",
     "sending": "#fff3cd",
 }
-_TABLE = 'style="border-collapse: collapse; font-size: 90%"'
-_CELL = 'style="border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top"'
 
 
 def _table(headers: list[str], rows: list[list[Any]], colours: list[str | None] | None = None) -> str:
-    head = "".join(f"<th {_CELL}>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        colour = colours[i] if colours else None
-        style = f' style="background: {colour}"' if colour else ""
-        cells = "".join(f"<td {_CELL}>{html.escape('' if v is None else str(v))}</td>" for v in row)
-        body.append(f"<tr{style}>{cells}</tr>")
-    return f"<table {_TABLE}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    styles = [f"background: {c}" if c else None for c in colours or []]
+    return html_table(headers, rows, styles=styles)
 
 
 def _text_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """Columns padded to their width (at most 60 characters); the last column, which needs no padding, kept whole."""
-    cells = [[str("" if v is None else v) for v in row] for row in [headers, *rows]]
-    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers) - 1)]
-    lines = [
-        "  ".join([*(c[:60].ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
+    return text_table(headers, rows, max_width=60)
 
 
 class MergeValidationError(MergeError, ValueError):
@@ -134,6 +122,12 @@ class MergePreview:
             )
         return "Preview: " + ", ".join(parts) + ". Nothing was sent; send with --send / send=True."
 
+    def view(self, message: EmailMessage) -> MessageView:
+        """A previewed message as its recipient will see it, with ``smtp_nb.html.check``'s warnings."""
+        found = check(message, size_limit=self.size_limit)
+        # The merge dates each message and gives it its Message-ID as it sends it: not missing then.
+        return view(message, warnings=Warnings(w for w in found if w.code not in _ADDED_WHEN_SENT))
+
     def _files(self) -> list[list[Any]]:
         return [[row, name, f"{size:,} bytes"] for row, files in self.attachments for name, size in files]
 
@@ -142,10 +136,7 @@ class MergePreview:
         out.extend(f"note: {note}" for note in self.notes)
         for number, key, message, files in self.messages:
             out.append(f"\n--- row {number} (key {key}) ---")
-            out.extend(f"{name}: {value}" for name, value in message.items() if name.lower() not in _HIDDEN)
-            text = message.get_body(("plain",))
-            out.append("")
-            out.append(text.get_content().rstrip("\n") if text is not None else "")
+            out.append(self.view(message).text())
             if files:
                 out.append(f"[attachments: {', '.join(f'{n} ({s:,} bytes)' for n, s in files)}]")
         if self.attachments:
@@ -159,19 +150,8 @@ class MergePreview:
             items = "".join(f"<li>{html.escape(str(note))}</li>" for note in self.notes)
             parts.append(f"<p>Worth a look:</p><ul>{items}</ul>")
         for number, key, message, files in self.messages:
-            headers = [[name, value] for name, value in message.items() if name.lower() not in _HIDDEN]
             parts.append(f"<h4>row {number} — key {html.escape(str(key))}</h4>")
-            parts.append(_table(["header", "value"], headers))
-            text = message.get_body(("plain",))
-            if text is not None:
-                parts.append(f"<pre style='white-space: pre-wrap'>{html.escape(text.get_content())}</pre>")
-            rich = message.get_body(("html",))
-            if rich is not None:
-                # The HTML part is shown in a sandboxed frame: no scripts, no access to the notebook.
-                parts.append(
-                    '<iframe sandbox="" style="width: 100%; height: 240px; border: 1px solid #ccc" '
-                    f'srcdoc="{html.escape(rich.get_content(), quote=True)}"></iframe>'
-                )
+            parts.append(self.view(message).html())
             if files:
                 listed = ", ".join(f"{n} ({s:,} bytes)" for n, s in files)
                 parts.append(f"<p>attachments: {html.escape(listed)}</p>")
@@ -181,7 +161,7 @@ class MergePreview:
         return "".join(parts)
 
 
-_HIDDEN = {"content-type", "content-transfer-encoding", "mime-version"}
+_ADDED_WHEN_SENT = {"missing-date", "missing-message-id"}
 _COLUMNS = ["row", "key", "recipients", "status", "code", "message", "message_id", "attempts"]
 
 

@@ -25,6 +25,8 @@ import jinja2.meta
 import jinja2.sandbox
 
 from ..client.addresses import parse_address
+from ..html import HTMLMailError, InlineImages
+from ..html import inline_css as css_inline
 from .errors import TemplateError
 from .layout import header_breaker, parse_layout
 from .wire import Attachment, Rendered, split_addresses
@@ -112,7 +114,21 @@ def _environment(html: bool, loader: jinja2.BaseLoader | None) -> jinja2.Environ
         loader=loader,
     )
     env.filters["mailbox"] = _mailbox
+    env.filters["inline_image"] = _inline_image
     return env
+
+
+#: The context entry holding the row's ``InlineImages`` (not a valid column name in a template).
+_IMAGES = "\0images"
+
+
+@jinja2.pass_context
+def _inline_image(context: Any, source: Any) -> str:
+    """Jinja filter of the HTML template: ``{{ "chart.png" | inline_image }}`` is the image's ``cid:`` URL."""
+    images = context.get(_IMAGES)
+    if images is None:
+        raise TemplateError("inline_image works in the HTML template only")
+    return str(images(source))  # HTMLMailError (a ValueError) becomes the row's problem
 
 
 def _is_empty(value: Any) -> bool:
@@ -141,7 +157,10 @@ class MergeTemplate:
     or several separated by ``;``), each inside ``attachments_root`` (default:
     the current folder); ``files`` are attached to every message. Templates
     run in Jinja's sandbox and include no other template unless ``loader``
-    (a ``jinja2`` loader) is given.
+    (a ``jinja2`` loader) is given. The HTML template's ``<style>`` CSS is
+    inlined before sanitising unless ``inline_css=False``, and
+    ``{{ "chart.png" | inline_image }}`` attaches an image from inside
+    ``attachments_root`` as a related part.
     """
 
     def __init__(
@@ -155,12 +174,14 @@ class MergeTemplate:
         defaults: Mapping[str, str] | None = None,
         attachments_root: str | os.PathLike[str] | None = None,
         loader: jinja2.BaseLoader | None = None,
+        inline_css: bool = True,
     ) -> None:
         if html is not None and markdown:
             raise ValueError("give an HTML template or markdown=True, not both")
         self.source = text
         self.html_source = html
         self.markdown = markdown
+        self.inline_css = inline_css
         self.attachments = attachments
         self.files = tuple(os.fspath(f) for f in files)
         root = os.fspath(attachments_root) if attachments_root is not None else os.getcwd()
@@ -222,7 +243,8 @@ class MergeTemplate:
     def _fingerprint(self) -> str:
         """Changes whenever the template, its HTML part or its attachments change."""
         digest = hashlib.sha256()
-        for part in (self.source, self.html_source or "", str(self.markdown), self.attachments or "", *self.files):
+        parts = (self.source, self.html_source or "", str(self.markdown), self.attachments or "", *self.files)
+        for part in (*parts, "" if self.inline_css else "as written"):
             digest.update(part.encode("utf-8") + b"\0")
         return digest.hexdigest()[:16]
 
@@ -267,14 +289,20 @@ class MergeTemplate:
             headers.append((header.name, value))
         body = self._render_part(self.body, context, number, "body", problems)
         html = None
+        images = InlineImages(self.attachments_root)
         if self.html is not None:
-            html = self._render_part(self.html, context, number, "html", problems)
+            html = self._render_part(self.html, {**context, _IMAGES: images}, number, "html", problems)
         elif self.markdown and body is not None:
             html = _markdown(self._render_part(self.body, _markdown_escaped(context), number, "body", problems) or "")
         if html is not None:
+            if self.inline_css:
+                try:
+                    html = css_inline(html)
+                except HTMLMailError as exc:
+                    raise TemplateError(str(exc)) from None
             html = _sanitise(html)
         attached = self._attachments(row, number, problems)
-        rendered = Rendered(headers, addresses, body or "", html, attached, notes)
+        rendered = Rendered(headers, addresses, body or "", html, attached, notes, images.parts)
         if not rendered.recipients and not problems:
             problems.append(Problem(number, "To", "no recipient: To, Cc and Bcc are all empty"))
         if problems:
@@ -528,7 +556,18 @@ def _sanitise(html: str) -> str:
         import nh3
     except ImportError:
         raise TemplateError("an HTML part needs the nh3 package: pip install 'smtp_nb[merge]'") from None
-    return str(nh3.clean(html, attributes=_html_attributes(), url_schemes=set(_URL_SCHEMES), link_rel=None))
+    # <style> stays: the template's media queries (and, with inline_css=False, its CSS as written). A row value
+    # cannot open or close one: Jinja escapes it, and the Markdown part escapes it before converting.
+    return str(
+        nh3.clean(
+            html,
+            tags=nh3.ALLOWED_TAGS | {"style"},
+            clean_content_tags={"script"},
+            attributes=_html_attributes(),
+            url_schemes=set(_URL_SCHEMES),
+            link_rel=None,
+        )
+    )
 
 
 @functools.lru_cache(maxsize=1)

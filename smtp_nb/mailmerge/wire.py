@@ -29,6 +29,7 @@ from typing import Any
 
 from ..client.addresses import parse_address
 from ..client.message import header_addresses
+from ..html import InlineImage, set_html_body
 
 __all__ = ["Attachment", "Rendered", "split_addresses"]
 
@@ -197,6 +198,7 @@ class Rendered:
     html: str | None = None
     attachments: list[Attachment] = dataclasses.field(default_factory=list)
     notes: list[Any] = dataclasses.field(default_factory=list)  # Problems allowed but worth a look in the preview
+    images: list[InlineImage] = dataclasses.field(default_factory=list)  # related parts the HTML refers to (cid:)
 
     @property
     def sender(self) -> str:
@@ -237,7 +239,7 @@ class Rendered:
 
     def to_bytes(self, *, eight_bit: bool = True) -> bytes:
         """The message as sent: CRLF line endings, without Bcc."""
-        if self.html is not None or self.attachments or not _plain_body_ok(self.text):
+        if self.html is not None or self.attachments or self.images or not _plain_body_ok(self.text):
             return self._via_email_package(eight_bit)
         lines = []
         for name, value in self.headers:
@@ -281,16 +283,21 @@ class Rendered:
         for name, value in self.headers:
             if name.lower() != "bcc":
                 message[name] = value
-        message.set_content(self.text)
-        if self.html is not None:
-            message.add_alternative(self.html, subtype="html")
+        files = []
         for attachment in self.attachments:
-            kind, encoding = mimetypes.guess_type(attachment.name)
-            if kind is None or encoding is not None:
-                kind = "application/octet-stream"
-            maintype, subtype = kind.split("/", 1)
             with open(attachment.path, "rb") as handle:
-                message.add_attachment(handle.read(), maintype=maintype, subtype=subtype, filename=attachment.name)
+                files.append((attachment.name, handle.read()))
+        if self.html is not None:
+            # The template inlined the CSS before sanitising (the sanitiser drops <style>): build the structure only.
+            set_html_body(message, self.html, text=self.text, images=self.images, attachments=files, inline_css=False)
+        else:
+            message.set_content(self.text)
+            for name, data in files:
+                kind, encoding = mimetypes.guess_type(name)
+                if kind is None or encoding is not None:
+                    kind = "application/octet-stream"
+                maintype, subtype = kind.split("/", 1)
+                message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
         policy = email.policy.SMTP if eight_bit else email.policy.SMTP.clone(cte_type="7bit")
         return message.as_bytes(policy=policy)
 

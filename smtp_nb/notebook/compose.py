@@ -12,14 +12,13 @@ import email.errors
 import email.message
 import email.policy
 import email.utils
-import html.parser
 import mimetypes
 import os
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from smtp_nb.client.message import extract_recipients, extract_sender
+from smtp_nb.html import HTMLMailError, InlineImages, set_html_body
 from smtp_nb.mailmerge.errors import TemplateError
 from smtp_nb.mailmerge.layout import MIME_HEADERS, Layout, header_breaker, parse_layout
 
@@ -54,6 +53,7 @@ class _Templates:
         self.namespace = namespace
         self.plain = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         self.html = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=True)
+        self.plain.filters["inline_image"] = _not_in_plain_text
 
     def missing(self, sources: Sequence[tuple[str, str]]) -> list[str]:
         """Names the templates use that neither the namespace nor Jinja defines."""
@@ -78,76 +78,32 @@ class _Templates:
             return environment.from_string(source).render(self.namespace)
         except self._jinja.UndefinedError as exc:
             raise MessageError(f"{where}: {exc.message}; {_NOTHING_SENT}") from None
+        except HTMLMailError as exc:  # from the inline_image filter
+            raise MessageError(f"{where}: {exc}; {_NOTHING_SENT}") from None
         except self._jinja.TemplateError as exc:
             raise MessageError(f"{where}: {exc}; {_NOTHING_SENT}") from None
 
 
-class _TextOfHTML(html.parser.HTMLParser):
-    """The words of an HTML body, for the plain-text alternative."""
-
-    _BREAKS: ClassVar[set[str]] = {
-        "br",
-        "p",
-        "div",
-        "li",
-        "tr",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "table",
-        "ul",
-        "ol",
-    }
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in ("style", "script"):
-            self._skip += 1
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-    def text(self) -> str:
-        lines = [" ".join(line.split()) for line in "".join(self.parts).split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+def _not_in_plain_text(source: Any) -> str:
+    raise HTMLMailError("inline_image needs an HTML body: add --html")
 
 
-def _text_of(html_body: str) -> str:
-    parser = _TextOfHTML()
-    parser.feed(html_body)
-    parser.close()
-    return parser.text()
-
-
-def _attach(message: email.message.EmailMessage, path: str) -> None:
+def _read_attachment(path: str) -> tuple[str, bytes]:
     full = os.path.abspath(os.path.expanduser(path))
     if not os.path.exists(full):
         raise MessageError(f"attachment {path!r} not found (looked for {full}); {_NOTHING_SENT}")
     if not os.path.isfile(full):
         raise MessageError(f"attachment {path!r} is not a file; {_NOTHING_SENT}")
     with open(full, "rb") as file:
-        data = file.read()
-    kind, encoding = mimetypes.guess_type(full)
+        return os.path.basename(full), file.read()
+
+
+def _attach(message: email.message.EmailMessage, name: str, data: bytes) -> None:
+    kind, encoding = mimetypes.guess_type(name)
     if kind is None or encoding is not None:
         kind = "application/octet-stream"
     maintype, subtype = kind.split("/", 1)
-    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=os.path.basename(full))
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
 
 
 def build_message(
@@ -161,11 +117,17 @@ def build_message(
     subject: str | None = None,
     html: bool = False,
     attachments: Sequence[str] = (),
+    inline_css: bool = True,
+    images_base: str = ".",
 ) -> tuple[email.message.EmailMessage, str, list[str]]:
     """The message of a cell, and its envelope (sender, recipients).
 
     Options replace the cell's header of the same name; a ``Date`` and a
-    ``Message-ID`` are added unless the cell has them. Raises ``MessageError``.
+    ``Message-ID`` are added unless the cell has them. An HTML body is built by
+    ``smtp_nb.html.set_html_body``: CSS inlined unless ``inline_css=False``, a text
+    alternative made from it, and ``{{ "chart.png" | inline_image }}`` or
+    ``{{ fig | inline_image }}`` attached as related parts (paths inside
+    ``images_base``). Raises ``MessageError``.
     """
     draft = parse_cell(cell)
     headers = [(name, value, f"the {name} header (line {line})") for name, value, line in draft.headers]
@@ -183,6 +145,8 @@ def build_message(
             )
 
     templates = _Templates(namespace)
+    images = InlineImages(images_base)
+    images.install(templates.html)
     body_where = f"the body (from line {draft.body_line})"
     missing = templates.missing([(where, value) for _, value, where in headers] + [(body_where, draft.body)])
     if missing:
@@ -221,12 +185,15 @@ def build_message(
         domain = envelope_from.rpartition("@")[2] or "smtp-nb.invalid"
         message["Message-ID"] = email.utils.make_msgid(domain=domain)
 
+    files = [_read_attachment(path) for path in attachments]
     body = templates.render(body_where, draft.body, html=html)
     if html:
-        message.set_content(_text_of(body))
-        message.add_alternative(body, subtype="html")
+        try:
+            set_html_body(message, body, images=images.parts, attachments=files, inline_css=inline_css)
+        except HTMLMailError as exc:
+            raise MessageError(f"{exc}; {_NOTHING_SENT}") from None
     else:
         message.set_content(body)
-    for path in attachments:
-        _attach(message, path)
+        for name, data in files:
+            _attach(message, name, data)
     return message, envelope_from, recipients

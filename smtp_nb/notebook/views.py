@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from smtp_nb.client import Delivery, SMTPResponse, TranscriptEntry
 from smtp_nb.client.message import flatten_message
 from smtp_nb.client.transcript import render
+from smtp_nb.html import MessageView, Warnings, view
 from smtp_nb.rendering import View, html_table, text_table
 from smtp_nb.rendering import escape as _e
 
@@ -159,12 +160,20 @@ class SendResult(View):
         *,
         delivery: Delivery | None = None,
         connection: str | None = None,
+        warnings: Warnings | None = None,
     ) -> None:
         self.message = message
         self.sender = sender
         self.recipients = list(recipients)
         self.delivery = delivery
         self.connection = connection
+        #: For a dry run, what ``smtp_nb.html.check`` found.
+        self.warnings = warnings
+
+    @property
+    def view(self) -> MessageView:
+        """The message as its recipient will see it (as it goes on the wire: no Bcc), with the warnings."""
+        return view(flatten_message(self.message, utf8=True), warnings=self.warnings)
 
     @property
     def dry_run(self) -> bool:
@@ -247,13 +256,13 @@ class SendResult(View):
 
     def _text(self) -> str:
         if self.delivery is None:
-            return f"{self.summary()}\n---\n{self.wire_text().rstrip()}"
+            return f"{self.summary()}\n---\n{self.view.text()}"
         return f"{self.summary()}\n{_indent(text_table(self._HEADERS, self.rows()))}"
 
     def _html(self) -> str:
         head = f"<div><b>{_e(self.summary())}</b></div>"
         if self.delivery is None:
-            return f"{head}\n<pre>{_e(self.wire_text().rstrip())}</pre>"
+            return f"{head}\n{self.view.html()}"
         rows = self.rows()
         styles = [_REFUSED if row[4] in ("refused", "not sent") else None for row in rows]
         return f"{head}\n{html_table(self._HEADERS, rows, styles=styles)}"
@@ -410,6 +419,10 @@ class Inbox(list):  # type: ignore[type-arg]
     def __init__(self, received: Sequence[ReceivedMessage]) -> None:
         super().__init__(item.message for item in received)
         self.received = list(received)
+
+    def view(self, number: int, *, remote: bool = False) -> MessageView:
+        """Message ``number`` as its recipient will see it (``%smtp_inbox N``); ``remote=True`` loads remote images."""
+        return view(self.received[number], remote=remote)
 
     def _rows(self) -> list[tuple[Any, ...]]:
         return [

@@ -21,4 +21,7 @@ def test_the_documented_example_sends_a_message_that_shows_as_built(tmp_path, mo
     printed = out.getvalue()
     assert printed.startswith("check: no warnings\nFrom: Reports <reports@example.com>\nTo: ada@example.com\n")
     assert "Weekly sales\n\nNorth | 120\nSouth | 75\n\n[sales by region]\n\nDetails on the sales page " in printed
-    assert "        image/png  " in printed and "\nattachments:\n  sales.csv  text/csv  32 bytes" in printed
+    assert (
+        "        image/png  " in printed
+        and "\nattachments:\n  file       type      size\n  sales.csv  text/csv  32 bytes" in printed
+    )

@@ -75,7 +75,7 @@ def test_the_html_form_shows_headers_frame_text_tree_attachments_and_source(tmp_
         assert shown in page
     assert "<summary>plain-text part</summary>" in page and "Sales\n\n[chart]\n</pre>" in page
     assert "      image/png  24 bytes, inline, chart.png, Content-ID &lt;" + chart.cid + "&gt;" in page
-    assert '<td style="text-align:left;vertical-align:top">sales.csv</td>' in page
+    assert '<td style="text-align:left">sales.csv</td><td style="text-align:left">text/csv</td>' in page
     assert re.search(r"<details><summary>raw source \([\d,]+ bytes\)</summary>", page)
 
 
@@ -102,7 +102,7 @@ def test_the_text_form_has_headers_the_plain_part_and_the_tree(tmp_path):
         "Date: Tue, 01 Dec 2026 09:00:00 +0000\n\nSales\n\n[chart]\n\nMIME structure:\n  multipart/mixed  2 parts\n"
     )
     assert "\n        image/png  24 bytes, inline, chart.png" in text
-    assert text.endswith("\nattachments:\n  sales.csv  text/csv  8 bytes")
+    assert text.endswith("\nattachments:\n  file       type      size\n  sales.csv  text/csv  8 bytes")
 
 
 def test_a_message_of_the_embedded_server_is_shown_from_its_bytes(server, tmp_path):

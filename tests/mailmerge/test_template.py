@@ -156,3 +156,54 @@ def test_fingerprint_follows_template_and_attachments():
     assert MergeTemplate(TEMPLATE.replace("Dear", "Hello")).fingerprint != base
     assert MergeTemplate(TEMPLATE, attachments="files").fingerprint != base
     assert MergeTemplate(TEMPLATE, html="<p>x</p>").fingerprint != base
+
+
+# -- HTML templates: CSS inlined, inline images -------------------------------------------
+
+HTML_TEXT = "From: a@example.com\nTo: {{ email }}\nSubject: s\n\nHello {{ name }}\n"
+STYLED = "<style>p { color: red } @media (max-width: 600px) { p { color: blue } }</style><p>Hi {{ name }}</p>"
+
+
+def test_html_template_css_is_inlined_and_media_queries_stay():
+    rendered = MergeTemplate(HTML_TEXT, html=STYLED).render({"email": "b@example.com", "name": "Bo"}, 1)
+    assert '<p style="color: red;">Hi Bo</p>' in rendered.html
+    assert "@media (max-width: 600px)" in rendered.html
+
+
+def test_inline_css_false_keeps_the_style_block_as_written():
+    rendered = MergeTemplate(HTML_TEXT, html=STYLED, inline_css=False).render({"email": "b@x.example", "name": "Bo"}, 1)
+    assert "<style>p { color: red }" in rendered.html and "<p>Hi Bo</p>" in rendered.html
+
+
+def test_a_row_value_cannot_open_a_style_block():
+    row = {"email": "b@example.com", "name": "</p><style>p{background:url(https://t.example/)}</style>"}
+    rendered = MergeTemplate(HTML_TEXT, html=STYLED).render(row, 1)
+    assert rendered.html.count("<style>") == 1 and "url(" not in rendered.html.split("</style>")[0]
+
+
+def test_inline_image_in_an_html_template_is_a_related_part(tmp_path):
+    import email
+
+    from tests.html.conftest import shape
+
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    template = MergeTemplate(
+        HTML_TEXT, html='<img alt="logo" src="{{ \'logo.png\' | inline_image }}">', attachments_root=tmp_path
+    )
+    rendered = template.render({"email": "b@example.com", "name": "Bo"}, 1)
+    message = email.message_from_bytes(rendered.to_bytes().replace(b"\r\n", b"\n"), policy=email.policy.default)
+    assert shape(message) == (
+        "multipart/alternative",
+        ["text/plain", ("multipart/related", ["text/html", "image/png"])],
+    )
+    image = message.get_payload(1).get_payload(1)
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in message.get_body(("html",)).get_content()
+    assert image.get_payload(decode=True) == b"\x89PNG\r\n\x1a\nfake"
+
+
+def test_inline_image_outside_the_attachments_root_is_the_rows_problem(tmp_path):
+    template = MergeTemplate(HTML_TEXT, html='<img alt="x" src="{{ path | inline_image }}">', attachments_root=tmp_path)
+    with pytest.raises(RowError) as raised:
+        template.render({"email": "b@example.com", "name": "Bo", "path": "../../etc/passwd"}, 4)
+    (problem,) = raised.value.problems
+    assert problem.row == 4 and "'..' is not allowed" in problem.problem

@@ -9,6 +9,7 @@ from __future__ import annotations
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from smtp_nb.html import MessageView
 from smtp_nb.server import demo_users
 
 from ..errors import NotConnectedError, SMTPNotebookError
@@ -83,12 +84,17 @@ class ServerMagics(SMTPMagicsBase):
         return ServerInfo(server)
 
     @magic_arguments()
+    @argument("number", nargs="?", type=int, metavar="N", help="show message N as its recipient will see it")
+    @argument("--remote", action="store_true", help="with N: let the HTML load remote images (off: nothing loads)")
     @argument("--clear", action="store_true", help="forget every message received so far")
     @line_magic
-    def smtp_inbox(self, line: str = "") -> Inbox | Note | Help:
+    def smtp_inbox(self, line: str = "") -> Inbox | MessageView | Note | Help:
         """The mail the embedded server received: time, envelope sender and recipients, subject, size.
 
         Returns a list of email.message.EmailMessage (its .received holds the envelopes).
+        %smtp_inbox N shows message N: headers, the HTML in a sandboxed frame
+        (remote loads blocked unless --remote), the plain-text part, the MIME
+        tree, attachments and the raw source.
         """
         args = self._parse(self.smtp_inbox, line)
         if isinstance(args, Help):
@@ -97,7 +103,17 @@ class ServerMagics(SMTPMagicsBase):
         if server is None or not server.running:
             raise NotConnectedError("the embedded server is not running: start it with %smtp_server")
         if args.clear:
+            if args.number is not None:
+                raise self.usage("%smtp_inbox", "--clear empties the whole inbox: give no message number")
             count = len(server.messages)
             server.clear()
             return Note(f"inbox cleared (removed: {count})")
-        return Inbox(list(server))
+        inbox = Inbox(list(server))
+        if args.number is None:
+            if args.remote:
+                raise self.usage("%smtp_inbox", "--remote goes with a message number: %smtp_inbox N --remote")
+            return inbox
+        if not 0 <= args.number < len(inbox):
+            held = f"messages 0 to {len(inbox) - 1}" if inbox else "no messages"
+            raise self.usage("%smtp_inbox", f"there is no message {args.number}: the inbox holds {held}")
+        return inbox.view(args.number, remote=args.remote)

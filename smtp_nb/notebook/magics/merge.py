@@ -37,7 +37,8 @@ from smtp_nb.mailmerge.progress import describe, done
 from smtp_nb.rendering import View, escape
 
 from ..errors import MessageError, SMTPNotebookError
-from .base import SessionMagics, SMTPMagicsBase, call_connection, parse_arguments
+from ..views import Help
+from .base import SessionMagics, SMTPMagicsBase, call_connection, help_text, parse_arguments
 
 __all__ = ["MergeMagics"]
 
@@ -71,6 +72,7 @@ class MergeMagics(SessionMagics):
     @argument("--key", metavar="COLUMN", help="the column that identifies a row (default: its first recipient)")
     @argument("--html", action="store_true", help="add an HTML part made from the body read as Markdown")
     @argument("--html-template", metavar="VAR", help="a variable holding an HTML template for the HTML part")
+    @argument("--no-inline-css", action="store_true", help="keep the HTML template's <style> as written (not inlined)")
     @argument("--attachments", metavar="COLUMN", help="a column of file paths to attach (several: separate with ;)")
     @argument("--attach", action="append", default=[], metavar="PATH", help="attach this file to every message")
     @argument("--attachments-root", metavar="FOLDER", help="the folder attachment paths are inside (default: here)")
@@ -96,7 +98,7 @@ class MergeMagics(SessionMagics):
     @argument("-o", "--output", metavar="VAR", help="store the result in the variable VAR")
     @no_var_expand
     @line_cell_magic
-    def smtp_merge(self, line: str, cell: str | None = None) -> MergePreview | MergeResult | None:
+    def smtp_merge(self, line: str, cell: str | None = None) -> MergePreview | MergeResult | Help:
         """Merge the cell (headers, an empty line, the body; {{ column }} fields) with every row.
 
         Every row is rendered and checked first; any problem is listed (row,
@@ -116,9 +118,9 @@ class MergeMagics(SessionMagics):
 
             Dear {{ name }}, your grade is {{ grade }}.
         """
-        args = parse_arguments(self.smtp_merge, line)
+        args = parse_arguments(self.smtp_merge, line, show_help=False)
         if args is None:
-            return None
+            return Help(help_text(self.smtp_merge))
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"%%smtp_merge: -o needs a variable name, not {args.output!r}")
         if cell is None or not cell.strip():
@@ -146,6 +148,7 @@ class MergeMagics(SessionMagics):
                 continue_changed=args.continue_changed,
                 html=html,
                 markdown=args.html,
+                inline_css=not args.no_inline_css,
                 attachments=args.attachments,
                 files=args.attach,
                 attachments_root=args.attachments_root,

@@ -13,9 +13,10 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from smtp_nb.client import SMTP, SMTPServerDisconnected
+from smtp_nb.html import check
 
 from ..compose import build_message
-from ..errors import SMTPNotebookError
+from ..errors import NotConnectedError, SMTPNotebookError
 from ..views import Help, SendResult
 from .base import SMTPMagicsBase
 
@@ -32,10 +33,19 @@ class SendMagics(SMTPMagicsBase):
     @argument("--cc", action="append", default=[], metavar="ADDRESS", help="a copy recipient (repeatable)")
     @argument("--bcc", action="append", default=[], metavar="ADDRESS", help="a hidden recipient (repeatable)")
     @argument("--subject", help="the subject (replaces the cell's Subject:)")
-    @argument("--html", action="store_true", help="the body is HTML (a plain-text version is added)")
+    @argument(
+        "--html",
+        action="store_true",
+        help="the body is HTML: CSS inlined, a plain-text version added, {{ 'chart.png' | inline_image }} attached",
+    )
+    @argument("--no-inline-css", action="store_true", help="with --html: keep the <style> blocks as written")
     @argument("--attach", action="append", default=[], metavar="PATH", help="attach this file (repeatable)")
     @argument("--name", help="the connection to send with (default: the current one)")
-    @argument("--dry-run", action="store_true", help="show the message as it would be sent, and send nothing")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="show the message as its recipient will see it, with the check's warnings, and send nothing",
+    )
     @argument("-o", "--output", metavar="VAR", help="store the result in the variable VAR")
     @no_var_expand
     @cell_magic
@@ -44,7 +54,11 @@ class SendMagics(SMTPMagicsBase):
 
         {{ name }} fields are filled in from the notebook's variables (Jinja2;
         an undefined name is an error). The table shows the server's reply to
-        each recipient and its reply to the data, with the queue id.
+        each recipient and its reply to the data, with the queue id. With --html
+        the body is HTML, its CSS inlined; {{ "chart.png" | inline_image }} or
+        {{ fig | inline_image }} (a matplotlib figure) shows an image inline.
+        --dry-run shows the message as its recipient will see it, with what
+        mail programs may do to it (smtp_nb.html.check), and sends nothing.
 
             %%smtp_send --to grace@example.com
             From: Ada <ada@example.com>
@@ -67,9 +81,12 @@ class SendMagics(SMTPMagicsBase):
             subject=args.subject,
             html=args.html,
             attachments=args.attach,
+            inline_css=not args.no_inline_css,
         )
         if args.dry_run:
-            result = SendResult(message, sender, recipients)
+            result = SendResult(
+                message, sender, recipients, warnings=check(message, size_limit=self._size_limit(args.name))
+            )
             self._store(args.output, result)
             return result
 
@@ -89,6 +106,14 @@ class SendMagics(SMTPMagicsBase):
             display(result)
             raise SMTPNotebookError(result.summary(), error=delivery.error, result=result)
         return result
+
+    def _size_limit(self, name: str | None) -> int | None:
+        """The SIZE of the server the message would go to, if a connection to it is open."""
+        try:
+            conn = self.session.get(name)
+        except NotConnectedError:
+            return None
+        return conn.client.max_message_size if conn.is_connected else None
 
     def _store(self, variable: str | None, result: Any) -> None:
         if variable:
