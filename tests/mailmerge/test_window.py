@@ -12,6 +12,7 @@ import pytest
 
 import smtp_nb
 from smtp_nb.mailmerge.journal import Journal
+from smtp_nb.mailmerge.merge import MergeOptions
 from tests.scripted import ScriptedServer, plain
 
 TEMPLATE = """From: office@example.com
@@ -65,3 +66,9 @@ async def test_rows_claimed_but_never_sent_are_not_left_sending(tmp_path: Any) -
     with Journal(journal) as opened:
         states = opened.counts("default")
     assert set(states) == {"refused"} and states["refused"] == result.counts["refused"]
+
+
+@pytest.mark.parametrize("window", [0, -1, 2.5, True])
+def test_a_window_is_a_whole_number_of_at_least_one(window: Any) -> None:
+    with pytest.raises(ValueError, match="window must be a whole number of at least 1"):
+        MergeOptions(window=window)
