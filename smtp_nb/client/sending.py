@@ -49,8 +49,8 @@ async def drive(
                     exhausted = True
                 else:
                     engine.add(item)
-                    if source is None:  # its commands now, so that the next one finds room (a window of BDAT)
-                        big = conn.queue_many(engine.send()) > _BIG or big
+                    # its commands now, so that the next one finds room (a window of BDAT transactions)
+                    big = conn.queue_many(engine.send()) > _BIG or big
             big = conn.queue_many(engine.send()) > _BIG or big
             if engine.awaiting:
                 try:

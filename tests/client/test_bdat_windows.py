@@ -44,12 +44,19 @@ def window_server(flights: list[int], seen: list[int]) -> ScriptedServer:
     return ScriptedServer(script)
 
 
-async def test_send_many_puts_a_growing_window_of_messages_in_each_round_trip() -> None:
+async def _async(items: list[Any]) -> Any:
+    for item in items:
+        yield item
+
+
+@pytest.mark.parametrize("source", ["list", "async generator"])
+async def test_send_many_puts_a_growing_window_of_messages_in_each_round_trip(source: str) -> None:
     seen: list[int] = []
     with window_server([2, 4, 8, 8], seen) as server:
         async with smtp_nb.SMTP(**server.options(timeout=5)) as client:
             messages = [("ada@example.com", [f"r{i}@example.com"], f"Subject: {i}\r\n\r\nhi\r\n") for i in range(22)]
-            done = [d async for d in client.send_many(messages, window=8)]
+            items = messages if source == "list" else _async(messages)
+            done = [d async for d in client.send_many(items, window=8)]
     assert seen == [2, 4, 8, 8]
     assert [d.status for d in done] == ["accepted"] * 22
     assert [d.data.message.split()[-1] for d in done] == [str(n) for n in range(22)]
