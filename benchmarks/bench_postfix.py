@@ -5,9 +5,11 @@
 
 Needs root and /usr/sbin/postfix (tests/postfix.py starts the instance on a loopback port). Postfix
 offers PIPELINING and CHUNKING, so send_many puts a window of BDAT transactions in each round trip.
-Round trips are added by bench_clients.py's delay proxy; "round trips per message" is the wall time
-at 10 ms divided by 10 ms per message, an upper bound (it includes the CPU time and the
-connection's own greeting, EHLO and QUIT). Each measurement is a fresh process.
+Round trips are added by bench_clients.py's delay proxy. "round trips/msg" is counted for smtp_nb (its
+waits for replies, the connection's greeting, EHLO and QUIT included); "wall/RTT" is the wall time at
+10 ms divided by 10 ms per message, for every client: an upper bound on round trips, which also holds
+Postfix's own time per message (about 3 ms here: it fsyncs each queue file). Each measurement is a
+fresh process.
 """
 
 from __future__ import annotations
@@ -48,15 +50,23 @@ def main() -> None:
                     "rate": statistics.median(messages / s["wall"] for s in samples),
                     "cpu_ms": statistics.median(1000 * s["cpu"] / messages for s in samples),
                     "trips": statistics.median(s["wall"] / (rtt / 1000) / messages for s in samples) if rtt else 0,
+                    "waits": statistics.median(s["waits"] / messages for s in samples),
                 }
                 for client, samples in runs.items()
             }
             print(f"{rtt} ms round trip, 1 recipient, 1 connection, {messages} messages")
-            print(f"  {'client':20s} {'msg/s':>8s} {'CPU ms/msg':>11s} {'round trips/msg':>16s} {'vs aiosmtplib':>14s}")
+            print(
+                f"  {'client':20s} {'msg/s':>8s} {'CPU ms/msg':>11s} {'round trips/msg':>16s} {'wall/RTT':>9s} "
+                f"{'vs aiosmtplib':>14s}"
+            )
             base = rows[rtt]["aiosmtplib"]["rate"]
             for client, row in rows[rtt].items():
-                trips = f"{row['trips']:16.2f}" if rtt else f"{'-':>16s}"
-                print(f"  {client:20s} {row['rate']:8.0f} {row['cpu_ms']:11.3f} {trips} {row['rate'] / base:13.2f}x")
+                waits = f"{row['waits']:16.2f}" if client.startswith("smtp_nb") else f"{'-':>16s}"
+                trips = f"{row['trips']:9.2f}" if rtt else f"{'-':>9s}"
+                print(
+                    f"  {client:20s} {row['rate']:8.0f} {row['cpu_ms']:11.3f} {waits} {trips} "
+                    f"{row['rate'] / base:13.2f}x"
+                )
             print()
         merge_rows = loads[0]
         with tempfile.TemporaryDirectory() as folder:
@@ -81,9 +91,11 @@ def main() -> None:
         print(f"  10 ms: {merged[10]['rate']:.0f} rows/s, {merged[10]['trips']:.2f} round trips/row")
         ratio = merged[0]["cpu_ms"] / many["cpu_ms"]
         print(f"  merge CPU per row / send_many CPU per message: {ratio:.2f} (target: at most 3)\n")
-        trips = rows[10]["smtp_nb.send_many"]["trips"]
+        trips = rows[10]["smtp_nb.send_many"]["waits"]
+        wall = rows[10]["smtp_nb.send_many"]["trips"]
         print("targets:")
         print(f"  {'met ' if trips <= 0.4 else 'MISS'} 10 ms, send_many round trips per message <= 0.4: {trips:.2f}")
+        print(f"  {'met ' if wall <= 0.4 else 'MISS'} the same from the clock (wall / 10 ms per message): {wall:.2f}")
         print(f"  {'met ' if ratio <= 3 else 'MISS'} merge CPU per row <= 3x send_many CPU per message: {ratio:.2f}")
 
 
