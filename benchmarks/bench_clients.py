@@ -219,7 +219,16 @@ def measure(client: str, port: int, messages: int, rcpts: int, connections: int)
     import aiosmtplib  # noqa: F401 - imported before the clock starts, for every client alike
 
     import smtp_nb  # noqa: F401
+    from smtp_nb.client.connection import Connection
 
+    waits = [0]  # smtp_nb's waits for replies: one per round trip (counted, not inferred from the clock)
+    read = Connection.read
+
+    async def counted(self: Connection, count: int, timeout: float | None) -> Any:
+        waits[0] += 1
+        return await read(self, count, timeout)
+
+    Connection.read = counted  # type: ignore[method-assign]
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if client == "smtplib":
@@ -240,7 +249,7 @@ def measure(client: str, port: int, messages: int, rcpts: int, connections: int)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024}
+    return {"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024, "waits": waits[0]}
 
 
 def run_once(client: str, port: int, messages: int, rcpts: int, connections: int, core: int | None) -> dict[str, float]:

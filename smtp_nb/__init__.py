@@ -5,10 +5,14 @@ loads the notebook magics. Importing the package never imports IPython,
 ipywidgets, aiosmtpd or pandas.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .client import *  # noqa: F403 - re-export the client's public API
+from . import client as _client
 from .client import __all__ as _client_all
+from .client.errors import *  # noqa: F403 - the exceptions are cheap: imported at once
+
+if TYPE_CHECKING:
+    from .client import *  # noqa: F403 - the client's public API, imported when first used
 
 __version__ = "0.1.0"
 
@@ -37,11 +41,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """The client's names (``SMTP``, ``send``...) and the merge's errors, imported when first asked for."""
     if name in _MERGE_ERRORS:
         from . import mailmerge
 
         return getattr(mailmerge, name)
+    if name in _client_all:
+        value = getattr(_client, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'smtp_nb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 async def merge(template: Any, rows: Any, **options: Any) -> Any:

@@ -7,7 +7,7 @@ here, with one error message per problem, before any byte is sent.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import re
 
 __all__ = ["check_argument", "needs_smtputf8", "parse_address", "quote_address"]
@@ -19,10 +19,14 @@ __all__ = ["check_argument", "needs_smtputf8", "parse_address", "quote_address"]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # atext of RFC 5322, plus any non-ASCII character (RFC 6531) and '.', so that
 # legacy local parts with doubled or trailing dots are still deliverable.
-_DOT_STRING = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+")
-_QUOTED = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"')
-_LABEL = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff](?:[A-Za-z0-9_\-\u0080-\U0010ffff]*[A-Za-z0-9_\u0080-\U0010ffff])?")
-_GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
+# These three and the literal's are for addresses _SIMPLE does not take; compiling the ranges up to
+# U+10FFFF costs about 45 ms, so ``_slow()`` compiles them on first use, not at import.
+_SLOW = {
+    "dot_string": r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+",
+    "quoted": r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"',
+    "label": r"[A-Za-z0-9_\u0080-\U0010ffff](?:[A-Za-z0-9_\-\u0080-\U0010ffff]*[A-Za-z0-9_\u0080-\U0010ffff])?",
+    "general_literal": r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+",
+}
 _MAX_LENGTH = 998
 # The common case, checked in one step: a dot-atom of ASCII atext, '@', and a
 # domain of letter-digit-hyphen labels. Everything it accepts the full check
@@ -31,6 +35,11 @@ _SIMPLE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
 )
+
+
+@functools.cache
+def _slow(name: str) -> re.Pattern[str]:
+    return re.compile(_SLOW[name])
 
 
 def _problem(text: str, reason: str) -> ValueError:
@@ -53,6 +62,8 @@ def _check_domain(text: str, domain: str) -> None:
     if not domain:
         raise _problem(text, "the domain after '@' is empty")
     if domain.startswith("[") and domain.endswith("]"):
+        import ipaddress  # only for address literals: not worth its import time for every session
+
         literal = domain[1:-1]
         if literal.lower().startswith("ipv6:"):
             try:
@@ -63,13 +74,13 @@ def _check_domain(text: str, domain: str) -> None:
         try:
             ipaddress.IPv4Address(literal)
         except ValueError:
-            if not _GENERAL_LITERAL.fullmatch(literal):
+            if not _slow("general_literal").fullmatch(literal):
                 raise _problem(text, f"{domain} is not a valid address literal") from None
         return
     for label in domain.split("."):
         if not label:
             raise _problem(text, f"the domain {domain!r} has an empty label (two dots, or a dot at an end)")
-        if not _LABEL.fullmatch(label):
+        if not _slow("label").fullmatch(label):
             raise _problem(
                 text,
                 f"the domain {domain!r} may only hold letters, digits and '-' "
@@ -132,7 +143,7 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
         raise _problem(text, "source routes (<@relay:user@domain>) are not supported; give the mailbox alone")
 
     domain: str | None
-    quoted = _QUOTED.match(mailbox) if mailbox.startswith('"') else None
+    quoted = _slow("quoted").match(mailbox) if mailbox.startswith('"') else None
     if quoted:
         local, rest = quoted.group(), mailbox[quoted.end() :]
         if rest and not rest.startswith("@"):
@@ -146,8 +157,8 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
             local, domain = mailbox, None
         if not local:
             raise _problem(text, "the local part before '@' is empty")
-        if not _DOT_STRING.fullmatch(local) or any(c.isspace() for c in local):
-            offending = sorted({c for c in local if not _DOT_STRING.fullmatch(c) or c.isspace()})
+        if not _slow("dot_string").fullmatch(local) or any(c.isspace() for c in local):
+            offending = sorted({c for c in local if not _slow("dot_string").fullmatch(c) or c.isspace()})
             raise _problem(
                 text,
                 f"the local part {local!r} holds {''.join(offending)!r}, which is "

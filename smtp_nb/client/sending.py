@@ -41,7 +41,14 @@ async def drive(
                 if source is not None:  # what is due goes out before waiting for the source
                     big = conn.queue_many(engine.send()) > _BIG or big
                     if conn.has_output:
-                        conn.flush()
+                        try:
+                            conn.flush()
+                        except SMTPException as exc:  # the server hung up mid-window: judge what is in flight
+                            if conn.error is None:
+                                raise
+                            engine.receive_many(conn.take_arrived())
+                            engine.connection_lost(exc)
+                            break
                     item = await anext(source, None)
                 else:
                     item = next(items, None)  # type: ignore[arg-type]
@@ -49,6 +56,8 @@ async def drive(
                     exhausted = True
                 else:
                     engine.add(item)
+                    # its commands now, so that the next one finds room (a window of BDAT transactions)
+                    big = conn.queue_many(engine.send()) > _BIG or big
             big = conn.queue_many(engine.send()) > _BIG or big
             if engine.awaiting:
                 try:

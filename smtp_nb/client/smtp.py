@@ -61,6 +61,8 @@ __all__ = [
 T = TypeVar("T")
 #: With PIPELINING and DATA, the next envelope goes in the same write as the previous message's data.
 _DATA_WINDOW = 2
+#: With PIPELINING and CHUNKING, whole transactions share a write: at most this many in flight by default.
+BDAT_WINDOW = 8
 
 
 class _Option:
@@ -396,10 +398,16 @@ class SMTP(Login):
     def _server(self) -> Server:
         return Server(self.esmtp_extensions, self._where)
 
-    def _transactions(self) -> Transactions:
-        """The engine for this server: one command at a time without PIPELINING, else batched."""
-        window = 1 if self.supports_extension("chunking") else _DATA_WINDOW
-        return Transactions(pipelining=self.supports_extension("pipelining"), window=window)
+    def _transactions(self, window: int = 1) -> Transactions:
+        """The engine for this server: one command at a time without PIPELINING, else batched.
+
+        With CHUNKING too, up to ``window`` whole transactions go in one write (starting at two and
+        growing as messages are accepted); with DATA each must wait for its 354, so two overlap.
+        """
+        pipelining = self.supports_extension("pipelining")
+        if self.supports_extension("chunking"):
+            return Transactions(pipelining=pipelining, window=window, start=min(2, window))
+        return Transactions(pipelining=pipelining, window=_DATA_WINDOW)
 
     async def _deliver(self, prepared: Prepared, timeout: float | None) -> tuple[dict[str, SMTPResponse], str]:
         conn = self._conn
@@ -477,6 +485,7 @@ class SMTP(Login):
         mail_options: Optional[Sequence[str]] = None,
         rcpt_options: Optional[Sequence[str]] = None,
         timeout: Timeout = default,
+        window: int = BDAT_WINDOW,
     ) -> AsyncIterator[Delivery]:
         """Send many messages over one connection, overlapping round trips; yield a ``Delivery`` each, in order.
 
@@ -487,8 +496,12 @@ class SMTP(Login):
         deliveries in flight are yielded with the error (``status ==
         "unknown"`` where the data had been sent) and the iteration ends:
         reconnect and send the rest. Stopping early with a transaction open
-        closes the connection.
+        closes the connection. Where the server offers PIPELINING and CHUNKING,
+        up to ``window`` whole transactions share a round trip; it is also the
+        most messages that can end ``unknown`` if the connection is cut.
         """
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a whole number of at least 1, not {window!r}")
         conn = self._connection()
         limit = self._resolve(timeout)
         async with self._lock:
@@ -503,7 +516,7 @@ class SMTP(Login):
                     for index, message in enumerate(messages)
                 )
             task = self._pipeline_task = asyncio.current_task()
-            deliveries = drive(conn, self._transactions(), items, limit)
+            deliveries = drive(conn, self._transactions(window), items, limit)
             try:
                 async for delivery in deliveries:
                     yield delivery

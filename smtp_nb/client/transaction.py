@@ -154,6 +154,12 @@ def _envelope_verdict(d: Delivery) -> BaseException | None:
     return None
 
 
+def _temporary(error: BaseException) -> bool:
+    if isinstance(error, SMTPRecipientsRefused):
+        return any(400 <= r.code < 500 for r in error.recipients)
+    return isinstance(error, SMTPResponseException) and 400 <= error.code < 500
+
+
 class Transactions:
     """The client's side of a series of mail transactions on one session.
 
@@ -166,13 +172,21 @@ class Transactions:
     command, so with DATA a window of two puts the next envelope in the same
     write as the previous message's data. After a refusal the engine owes the
     server an RSET (and the end of an empty data block if it said 354 anyway).
+
+    With BDAT a message's last command is its data, so a window of W puts W
+    whole transactions in one write. ``start`` makes the window adapt: it
+    begins there, grows by one for each message accepted (doubling per round
+    trip) up to ``window``, and falls back to 1 on a temporary (4xx) refusal,
+    the usual sign of a server that wants the client to slow down.
     """
 
-    def __init__(self, *, pipelining: bool, window: int = 1) -> None:
+    def __init__(self, *, pipelining: bool, window: int = 1, start: int | None = None) -> None:
         if window < 1:
             raise ValueError(f"window must be 1 or more, not {window}")
         self.pipelining = pipelining
-        self.window = window if pipelining else 1
+        self.most = window if pipelining else 1
+        #: How many messages may be in flight now (adapts between 1 and ``most`` when ``start`` is given).
+        self.window = self.most if start is None else max(1, min(start, self.most))
         self.closed = False
         self._txns: collections.deque[_Txn] = collections.deque()
         self._expect: collections.deque[tuple[int, _Txn | None, str]] = collections.deque()
@@ -261,6 +275,13 @@ class Transactions:
             txn.body_sent = txn.last_sent = d.data_sent = True
             return
         if not txn.mail_sent:
+            if p.chunked and self._in_flight:
+                # Behind a BDAT transaction not yet judged, RSET first. If that transaction failed, a
+                # server that kept it open would otherwise refuse this MAIL ("nested MAIL") and then
+                # take this message's RCPT and data into the old envelope. After RSET a refused MAIL
+                # leaves no transaction, so its RCPT and BDAT are refused too: its body is never accepted.
+                out.append((_RSET, 1, _RSET))
+                expect.append((_IGNORED, None, ""))
             txn.mail_sent = True
             self._in_flight += 1
             out.append((p.mail_line, 1, p.mail_line))
@@ -282,6 +303,11 @@ class Transactions:
         if one and len(d.rcpt) < len(d.recipients):
             return
         if p.chunked:
+            # The data goes with the envelope, before the RCPT replies are known. If every RCPT is
+            # refused the server must still read the chunk and refuse the BDAT (RFC 3030: 554 "no
+            # valid recipients" from Postfix), and the verdict comes from the envelope's replies
+            # first (``_envelope_verdict``): refused, never accepted. Holding the data back would
+            # cost a round trip per message, which is what the window is for.
             if not txn.body_sent:
                 line = bdat_command(len(p.payload))
                 out.append((line, 1, line))
@@ -366,7 +392,11 @@ class Transactions:
         txn.done = txn.last_sent = True
         self._in_flight -= 1
         if error is None:
+            if self.window < self.most:
+                self.window += 1
             return
+        if _temporary(error):
+            self.window = 1
         if d.data_start is not None and d.data_start.code == 354 and not txn.body_sent:
             self._owed.append(_END)  # the server said 354 anyway: end the empty data block
         # A transaction already under way after this one shows the server is past it (with DATA that

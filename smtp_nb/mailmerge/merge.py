@@ -11,6 +11,7 @@ connections at the rate asked, retried on 4xx replies and dropped connections
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import email.utils
 import hashlib
@@ -75,6 +76,10 @@ class MergeOptions:
     limit: int | None = None
     rate: str | float | None = None
     concurrency: int = 1
+    #: Rows in flight per connection (where the server offers PIPELINING and CHUNKING), their "sending" marks
+    #: committed together. After a kill at most ``window * concurrency`` rows can be ``unknown``: 1 for the
+    #: old one-at-a-time merge, the default 8 for about a tenth of the round trips per row.
+    window: int = 8
     retries: int = 3
     retry_delay: float = 2.0
     reconnects: int = 3
@@ -88,7 +93,7 @@ class MergeOptions:
     progress: bool | Progress = True
 
     def __post_init__(self) -> None:
-        for name, least in (("concurrency", 1), ("retries", 0), ("reconnects", 0), ("preview", 0)):
+        for name, least in (("concurrency", 1), ("window", 1), ("retries", 0), ("reconnects", 0), ("preview", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be a whole number of at least {least}, not {value!r}")
@@ -224,6 +229,13 @@ class _Run:
     def __post_init__(self) -> None:
         self._rows = iter(self.source)
         self._lock = asyncio.Lock()
+        #: Rows claimed ("sending" on disk) in one commit and not yet handed to a connection.
+        self._claimed: collections.deque[_Item] = collections.deque()
+
+    @property
+    def at_risk(self) -> int:
+        """The most rows that can be ``unknown`` after a kill: claimed together, or in flight, per connection."""
+        return self.opts.window * self.opts.concurrency
 
     # -- handing out rows ---------------------------------------------------------------
 
@@ -231,49 +243,87 @@ class _Run:
         return self
 
     async def __anext__(self) -> tuple[str, list[str], bytes, _Item]:
-        """The next row for a connection: a retry that is due, else a new row; StopAsyncIteration when none now."""
+        """The next row for a connection: a retry that is due, else a new row; StopAsyncIteration when none now.
+
+        Rows are claimed a window at a time, in one commit, so that the rows claimed and not yet
+        settled never exceed ``at_risk``; with a rate, one at a time so that the pace holds.
+        """
         async with self._lock:
-            while True:
+            while not self._claimed:
                 if self.stopped:
                     raise StopAsyncIteration
-                loop = asyncio.get_running_loop()
-                if self.retry_queue and self.retry_queue[0].due <= loop.time():
-                    item = self.retry_queue.pop(0)
-                elif not self.exhausted and (self.opts.limit is None or self.new_rows < self.opts.limit):
-                    found = self._next_new()
-                    if found is None:
-                        continue
-                    item = found
-                elif self.retry_queue:
-                    await asyncio.sleep(max(0.0, self.retry_queue[0].due - loop.time()))
-                    continue
-                else:
+                room = 1 if self.opts.per_second else max(1, self.at_risk - self.in_flight)
+                items = await self._gather(room)
+                if items is None:
                     raise StopAsyncIteration
-                await self.pacer.wait()
-                try:
-                    attempt = self.journal.claim(
-                        self.opts.campaign,
-                        item.key,
-                        row=item.number,
-                        recipients=item.recipients,
-                        message_id=item.message_id,
-                        fingerprint=self.template.fingerprint,
-                        run=self.run,
-                        resend_unknown=self.opts.resend_unknown,
-                        destination=self.destination.where,
-                        rehearsal=self.destination.rehearsal,
-                    )
-                except JournalError as exc:
-                    self.stop(exc)
-                    raise StopAsyncIteration from None
-                if attempt is None:  # taken by another run after we looked: never ours to send
-                    self.counts["skipped"] += 1
-                    continue
-                if item.attempt == 0:
-                    self.new_rows += 1
-                item.attempt = attempt
-                self.in_flight += 1
-                return item.sender, item.recipients, item.data, item
+                self._claim(items)
+            if self.stopped:
+                raise StopAsyncIteration
+            item = self._claimed.popleft()
+            self.in_flight += 1
+            return item.sender, item.recipients, item.data, item
+
+    async def _gather(self, room: int) -> list[_Item] | None:
+        """Up to ``room`` rows to send now (waiting for a retry if that is all there is); None when none remain."""
+        items: list[_Item] = []
+        loop = asyncio.get_running_loop()
+        while len(items) < room and not self.stopped:
+            if self.retry_queue and self.retry_queue[0].due <= loop.time():
+                items.append(self.retry_queue.pop(0))
+            elif not self.exhausted and (
+                self.opts.limit is None or self.new_rows + self._fresh(items) < self.opts.limit
+            ):
+                found = self._next_new()
+                if found is not None:
+                    items.append(found)
+            elif items:
+                break
+            elif self.retry_queue:
+                await asyncio.sleep(max(0.0, self.retry_queue[0].due - loop.time()))
+            else:
+                return None
+        await self.pacer.wait()
+        return items
+
+    @staticmethod
+    def _fresh(items: list[_Item]) -> int:
+        return sum(item.attempt == 0 for item in items)
+
+    def _claim(self, items: list[_Item]) -> None:
+        """Mark ``items`` as being sent, in one commit; keep those this run won."""
+        if not items:
+            return
+        try:
+            attempts = self.journal.claim_many(
+                self.opts.campaign,
+                [dict(key=i.key, row=i.number, recipients=i.recipients, message_id=i.message_id) for i in items],
+                fingerprint=self.template.fingerprint,
+                run=self.run,
+                resend_unknown=self.opts.resend_unknown,
+                destination=self.destination.where,
+                rehearsal=self.destination.rehearsal,
+            )
+        except JournalError as exc:
+            self.stop(exc)
+            return
+        for item, attempt in zip(items, attempts, strict=True):
+            if attempt is None:  # taken by another run after we looked: never ours to send
+                self.counts["skipped"] += 1
+                continue
+            if item.attempt == 0:
+                self.new_rows += 1
+            item.attempt = attempt
+            self._claimed.append(item)
+
+    def release_unsent(self) -> None:
+        """Rows claimed but never handed out (the run stopped): their data never left, so the claim is undone."""
+        if self._claimed:
+            keys = [item.key for item in self._claimed]
+            self._claimed.clear()
+            try:
+                self.journal.unclaim(self.opts.campaign, keys)
+            except JournalError as exc:
+                self.stop(exc)
 
     def _next_new(self) -> _Item | None:
         """Render the next row that needs sending; None if this row is skipped, and mark exhaustion."""
@@ -364,7 +414,8 @@ class _Run:
     @property
     def finished(self) -> bool:
         return bool(self.stopped) or (
-            (self.exhausted or (self.opts.limit is not None and self.new_rows >= self.opts.limit))
+            not self._claimed
+            and (self.exhausted or (self.opts.limit is not None and self.new_rows >= self.opts.limit))
             and not self.retry_queue
             and not self.in_flight
         )
@@ -409,7 +460,7 @@ async def _worker(run: _Run, client: SMTP, owned: bool) -> None:
                         return
                     await asyncio.sleep(run.opts.retry_delay * 2 ** (failures - 1))
                     continue
-            async for delivery in client.send_many(run):
+            async for delivery in client.send_many(run, window=run.opts.window):
                 run.settle(delivery)
             if client.is_connected and not run.finished and not run.retry_queue:
                 # Nothing to hand out now, but rows in flight elsewhere may come back for a retry.
@@ -689,6 +740,7 @@ async def _send(
     except JournalError as exc:
         run.stop(exc)
     finally:
+        run.release_unsent()
         finish()
     if run.error is not None:
         raise run.error

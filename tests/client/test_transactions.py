@@ -232,18 +232,110 @@ def test_a_reply_nobody_asked_for_is_a_protocol_error():
         engine.receive_data(b"250 surprise\r\n")
 
 
-def test_the_window_is_general_several_bdat_transactions_in_one_write():
-    """What issue 14 builds on: with a window of three, three BDAT transactions share one write.
+BODY = b"BDAT 18 LAST\r\nSubject: %d\r\n\r\nhi\r\n"
 
-    The client still uses a window of one with BDAT; this shows the engine needs no new state for more.
-    """
-    engine = Transactions(pipelining=True, window=3)
-    for i, rcpt in enumerate(["bob@example.com", "nobody@example.com", "eve@example.com"]):
-        engine.add(message(i, (rcpt,), CHUNKING))
+
+def bdat_window(recipients, window=None, start=None):
+    """An engine with one BDAT message per recipient list, every one startable in the first write."""
+
+    def build():
+        engine = Transactions(pipelining=True, window=window or len(recipients), start=start)
+        for i, rcpts in enumerate(recipients):
+            engine.add(message(i, rcpts, CHUNKING))
+        return engine
+
+    return build
+
+
+def test_a_window_of_bdat_transactions_goes_in_one_write_each_behind_an_rset():
+    engine = bdat_window([("bob@example.com",)] * 3)()
     assert not engine.room
-    writes, done = converse(
-        engine,
-        [b"250 a\r\n250 b\r\n250 q0\r\n250 a\r\n550 no\r\n554 no valid recipients\r\n250 a\r\n250 b\r\n250 q2\r\n"],
+    writes, done = converse(engine, [b"250 a\r\n250 b\r\n250 q0\r\n" + b"250 r\r\n250 a\r\n250 b\r\n250 q\r\n" * 2])
+    mail = b"MAIL FROM:<ada@example.com>\r\nRCPT TO:<bob@example.com>\r\n"
+    assert writes[0] == mail + BODY % 0 + b"RSET\r\n" + mail + BODY % 1 + b"RSET\r\n" + mail + BODY % 2
+    assert [(d.index, d.status) for d in done] == [(0, "accepted"), (1, "accepted"), (2, "accepted")]
+    assert writes[1] == b"" and engine.idle
+
+
+def test_mixed_refusals_inside_one_window_map_to_their_messages_in_any_chunking():
+    """Accepted, one RCPT of two refused, sender refused, all RCPTs refused, data refused: one write, one flight.
+
+    The replies are Postfix's: a refused MAIL leaves no transaction (503 to its RCPT and BDAT), all RCPTs
+    refused make the BDAT a 554. Whatever a late BDAT reply says, the envelope's refusal is the verdict.
+    """
+    build = bdat_window(
+        [
+            ("bob@example.com",),
+            ("bob@example.com", "nobody@example.com"),
+            ("eve@example.com",),
+            ("nobody@example.com",),
+            ("carol@example.com",),
+            ("dan@example.com",),
+        ]
     )
-    assert writes[0].count(b"MAIL FROM") == 3 and writes[0].count(b"BDAT 18 LAST") == 3
-    assert [(d.index, d.status) for d in done] == [(0, "accepted"), (1, "refused"), (2, "accepted")]
+    replies = (
+        b"250 a\r\n250 b\r\n250 q0\r\n"
+        b"250 r\r\n250 a\r\n250 b\r\n550 no such user\r\n250 q1\r\n"
+        b"250 r\r\n501 bad sender\r\n503 need MAIL\r\n503 need RCPT\r\n"
+        b"250 r\r\n250 a\r\n550 no such user\r\n554 no valid recipients\r\n"
+        b"250 r\r\n250 a\r\n250 b\r\n552 too big\r\n"
+        b"250 r\r\n250 a\r\n250 b\r\n250 q5\r\n"
+    )
+    writes, verdicts = every_chunking(build, [replies])
+    assert writes[0].count(b"MAIL FROM") == 6 and writes[0].count(b"RSET") == 5 and writes[1] == b""
+    assert [v[:3] for v in verdicts] == [
+        (0, "accepted", "NoneType"),
+        (1, "accepted", "NoneType"),
+        (2, "refused", "SMTPSenderRefused"),
+        (3, "refused", "SMTPRecipientsRefused"),
+        (4, "refused", "SMTPDataError"),
+        (5, "accepted", "NoneType"),
+    ]
+    assert verdicts[1][3].message == "q1" and verdicts[5][3].message == "q5"
+
+
+def test_a_refused_envelope_is_never_accepted_even_if_its_data_is():
+    """A server that says 250 to the BDAT of a refused MAIL (or of no valid recipient): still refused."""
+    engine = bdat_window([("bob@example.com",), ("nobody@example.com",)])()
+    _, done = converse(engine, [b"550 no\r\n503 a\r\n250 q0\r\n250 r\r\n250 a\r\n550 no\r\n250 q1\r\n"])
+    assert [(d.status, type(d.error).__name__) for d in done] == [
+        ("refused", "SMTPSenderRefused"),
+        ("refused", "SMTPRecipientsRefused"),
+    ]
+
+
+@pytest.mark.parametrize("cut", [0, 10, 20, 21, 30, 45, 50, 60])
+def test_a_close_in_the_middle_of_a_window(cut):
+    """Cut anywhere in a window's replies: the judged keep their verdict, the rest whose data went out are unknown."""
+    engine = bdat_window([("bob@example.com",)] * 4)()
+    engine.send()
+    replies = b"250 a\r\n250 b\r\n250 q0\r\n" + b"250 r\r\n250 a\r\n250 b\r\n250 q\r\n" * 3
+    engine.receive_data(replies[:cut])
+    judged = len(engine.deliveries())
+    engine.connection_lost(SMTPServerDisconnected("the server closed the connection"))
+    rest = engine.deliveries()
+    assert judged + len(rest) == 4 and all(d.status == "unknown" and d.data_sent for d in rest)
+    assert judged == sum(line.startswith(b"250 q") for line in replies[:cut].split(b"\r\n")[:-1])
+    assert engine.closed and not engine.transaction_open and engine.send() == []
+
+
+def test_the_window_grows_with_acceptances_and_falls_back_to_one_on_a_temporary_refusal():
+    engine = Transactions(pipelining=True, window=4, start=2)
+    for i in range(12):
+        engine.add(message(i, ("bob@example.com",), CHUNKING))
+    ok, rset = b"250 a\r\n250 b\r\n250 q\r\n", b"250 r\r\n"
+    sizes = []
+    for replies in [
+        ok + rset + ok,
+        ok + (rset + ok) * 3,
+        ok + (rset + ok) * 2 + rset + b"451 slow\r\n503 a\r\n503 b\r\n",
+    ]:
+        sizes.append(b"".join(data for data, _, _ in engine.send()).count(b"MAIL FROM"))
+        engine.receive_data(replies)
+    assert sizes == [2, 4, 4] and engine.window == 1
+    assert b"".join(data for data, _, _ in engine.send()).count(b"MAIL FROM") == 1
+
+
+def test_a_window_is_1_or_more():
+    with pytest.raises(ValueError, match="window must be 1 or more"):
+        Transactions(pipelining=True, window=0)

@@ -28,7 +28,7 @@ STEPS = ["mail", "rcpt", "data", "dot", "reply"]
 FAULTY_TRANSACTION = 10
 
 
-def faulty_server(step: str, pipelining: bool) -> tuple[ScriptedServer, list[str]]:
+def faulty_server(step: str, pipelining: bool, chunking: bool = False) -> tuple[ScriptedServer, list[str]]:
     """A server that hangs up once, at ``step`` of its 10th transaction; returns it and its delivery log."""
     delivered: list[str] = []
     state = {"transactions": 0, "tripped": False}
@@ -45,7 +45,10 @@ def faulty_server(step: str, pipelining: bool) -> tuple[ScriptedServer, list[str
         while line := await peer.readline():
             verb = line.split()[0].upper()
             if verb == "EHLO":
-                await peer.reply("250-faulty\r\n250 PIPELINING" if pipelining else "250 faulty")
+                if chunking:
+                    await peer.reply("250-faulty\r\n250-PIPELINING\r\n250 CHUNKING")
+                else:
+                    await peer.reply("250-faulty\r\n250 PIPELINING" if pipelining else "250 faulty")
             elif verb == "MAIL":
                 state["transactions"] += 1
                 recipients = []
@@ -62,6 +65,16 @@ def faulty_server(step: str, pipelining: bool) -> tuple[ScriptedServer, list[str
                     return
                 await peer.reply("354 go ahead")
                 await peer.read_data()
+                delivered.extend(recipients)
+                if trip("dot"):
+                    return
+                await peer.reply("250 2.0.0 queued")
+                if trip("reply"):
+                    return
+            elif verb == "BDAT":  # always "BDAT n LAST" from smtp_nb
+                if trip("data"):
+                    return
+                await peer.reader.readexactly(int(line.split()[1]))
                 delivered.extend(recipients)
                 if trip("dot"):
                     return
@@ -102,5 +115,43 @@ async def test_connection_killed_at_each_step(step: str, pipelining: bool, tmp_p
         assert rerun.counts["unknown"] == 1
     else:
         assert not unknown
+    assert first.counts["accepted"] == 50 - len(unknown)
+    assert rerun.counts["accepted"] == 0 and rerun.counts["skipped"] == 50 - len(unknown)
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+@pytest.mark.parametrize("step", STEPS)
+async def test_connection_killed_at_each_step_of_a_window_of_bdat_transactions(
+    step: str, window: int, tmp_path: Any
+) -> None:
+    """With CHUNKING a window of transactions is in flight, data and all: one drop loses every verdict in it.
+
+    Each of those rows is ``unknown`` (its data went out, even with a window of one, as BDAT sends the
+    data with the envelope), at most ``window`` of them; the server
+    delivered each at most once (the one whose data it took, not the ones after it), and the rerun
+    resends none of them. Every other row is delivered exactly once.
+    """
+    server, delivered = faulty_server(step, pipelining=True, chunking=True)
+    with server:
+        options = {
+            "smtp": server.options(timeout=5),
+            "journal": tmp_path / "journal.sqlite",
+            "retry_delay": 0.01,
+            "progress": False,
+            "send": True,
+            "window": window,
+        }
+        first = await smtp_nb.merge(TEMPLATE, ROWS, **options)
+        rerun = await smtp_nb.merge(TEMPLATE, ROWS, **options)
+    counts = collections.Counter(delivered)
+    unknown = {r["key"] for r in first.rows() if r["status"] == "unknown"}
+    assert all(n == 1 for n in counts.values()), f"delivered twice: {[a for a, n in counts.items() if n > 1]}"
+    assert set(counts) | unknown == {row["email"] for row in ROWS}  # every row reached the server, or is unknown
+    # BDAT sends the data with the envelope: whatever the step, the row cut and those behind it are unknown
+    assert 1 <= len(unknown) <= window
+    if step == "dot":
+        assert (
+            f"row{FAULTY_TRANSACTION - 1}@example.com" in unknown and counts[f"row{FAULTY_TRANSACTION - 1}@example.com"]
+        )
     assert first.counts["accepted"] == 50 - len(unknown)
     assert rerun.counts["accepted"] == 0 and rerun.counts["skipped"] == 50 - len(unknown)
