@@ -73,11 +73,7 @@ def set_html_body(
             )
         html_part.set_param("type", "text/html")  # RFC 2387: the type of the root part
     for name, data in files:
-        kind, encoding = mimetypes.guess_type(name)
-        if kind is None or encoding is not None:
-            kind = "application/octet-stream"
-        maintype, subtype = kind.split("/", 1)
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        attach(message, name, data)
     for part in message.walk():
         if part is not message:
             del part["MIME-Version"]  # the email package adds it to parts it converts; it belongs on top only
@@ -100,3 +96,12 @@ def build(
     for name, value in headers.items() if isinstance(headers, Mapping) else headers:
         message[name] = value
     return set_html_body(message, html, text=text, images=images, attachments=attachments, inline_css=inline_css)
+
+
+def attach(message: email.message.EmailMessage, name: str, data: bytes) -> None:
+    """Add ``data`` as an attachment named ``name``, typed from the name (octet-stream when unsure)."""
+    kind, encoding = mimetypes.guess_type(name)
+    if kind is None or encoding is not None:
+        kind = "application/octet-stream"
+    maintype, subtype = kind.split("/", 1)
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

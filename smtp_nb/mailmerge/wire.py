@@ -21,7 +21,6 @@ import email.utils
 import functools
 import hashlib
 import math
-import mimetypes
 import re
 from email.header import Header
 from email.message import EmailMessage
@@ -30,6 +29,7 @@ from typing import Any
 from ..client.addresses import parse_address
 from ..client.message import header_addresses
 from ..html import InlineImage, set_html_body
+from ..html.build import attach
 
 __all__ = ["Attachment", "Rendered", "split_addresses"]
 
@@ -293,11 +293,7 @@ class Rendered:
         else:
             message.set_content(self.text)
             for name, data in files:
-                kind, encoding = mimetypes.guess_type(name)
-                if kind is None or encoding is not None:
-                    kind = "application/octet-stream"
-                maintype, subtype = kind.split("/", 1)
-                message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+                attach(message, name, data)
         policy = email.policy.SMTP if eight_bit else email.policy.SMTP.clone(cte_type="7bit")
         return message.as_bytes(policy=policy)
 
