@@ -12,13 +12,13 @@ import email.errors
 import email.message
 import email.policy
 import email.utils
-import mimetypes
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smtp_nb.client.message import extract_recipients, extract_sender
 from smtp_nb.html import HTMLMailError, InlineImages, set_html_body
+from smtp_nb.html.build import attach
 from smtp_nb.mailmerge.errors import TemplateError
 from smtp_nb.mailmerge.layout import MIME_HEADERS, Layout, header_breaker, parse_layout
 
@@ -96,14 +96,6 @@ def _read_attachment(path: str) -> tuple[str, bytes]:
         raise MessageError(f"attachment {path!r} is not a file; {_NOTHING_SENT}")
     with open(full, "rb") as file:
         return os.path.basename(full), file.read()
-
-
-def _attach(message: email.message.EmailMessage, name: str, data: bytes) -> None:
-    kind, encoding = mimetypes.guess_type(name)
-    if kind is None or encoding is not None:
-        kind = "application/octet-stream"
-    maintype, subtype = kind.split("/", 1)
-    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
 
 
 def build_message(
@@ -195,5 +187,5 @@ def build_message(
     else:
         message.set_content(body)
         for name, data in files:
-            _attach(message, name, data)
+            attach(message, name, data)
     return message, envelope_from, recipients
