@@ -90,10 +90,8 @@ def faulty_server(step: str, pipelining: bool, chunking: bool = False) -> tuple[
     return ScriptedServer(script), delivered
 
 
-@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
-@pytest.mark.parametrize("step", STEPS)
-async def test_connection_killed_at_each_step(step: str, pipelining: bool, tmp_path: Any) -> None:
-    server, delivered = faulty_server(step, pipelining)
+async def merge_twice(server: ScriptedServer, tmp_path: Any, **extra: Any) -> tuple[Any, Any]:
+    """The merge against ``server``, then the same merge again from its journal."""
     with server:
         options = {
             "smtp": server.options(timeout=5),
@@ -101,9 +99,18 @@ async def test_connection_killed_at_each_step(step: str, pipelining: bool, tmp_p
             "retry_delay": 0.01,
             "progress": False,
             "send": True,
+            **extra,
         }
         first = await smtp_nb.merge(TEMPLATE, ROWS, **options)
         rerun = await smtp_nb.merge(TEMPLATE, ROWS, **options)
+    return first, rerun
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+@pytest.mark.parametrize("step", STEPS)
+async def test_connection_killed_at_each_step(step: str, pipelining: bool, tmp_path: Any) -> None:
+    server, delivered = faulty_server(step, pipelining)
+    first, rerun = await merge_twice(server, tmp_path)
     assert server.connections >= 2 + 1  # the drop forced a reconnection; the rerun connected again
     counts = collections.Counter(delivered)
     unknown = {r["key"] for r in first.rows() if r["status"] == "unknown"}
@@ -132,17 +139,7 @@ async def test_connection_killed_at_each_step_of_a_window_of_bdat_transactions(
     resends none of them. Every other row is delivered exactly once.
     """
     server, delivered = faulty_server(step, pipelining=True, chunking=True)
-    with server:
-        options = {
-            "smtp": server.options(timeout=5),
-            "journal": tmp_path / "journal.sqlite",
-            "retry_delay": 0.01,
-            "progress": False,
-            "send": True,
-            "window": window,
-        }
-        first = await smtp_nb.merge(TEMPLATE, ROWS, **options)
-        rerun = await smtp_nb.merge(TEMPLATE, ROWS, **options)
+    first, rerun = await merge_twice(server, tmp_path, window=window)
     counts = collections.Counter(delivered)
     unknown = {r["key"] for r in first.rows() if r["status"] == "unknown"}
     assert all(n == 1 for n in counts.values()), f"delivered twice: {[a for a, n in counts.items() if n > 1]}"
