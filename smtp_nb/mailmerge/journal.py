@@ -97,6 +97,22 @@ def _advice(path: str, error: BaseException) -> str:
     return f"the journal {path} cannot be used ({error}): check the file, or give another --journal"
 
 
+def _switch_to_wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: SQLite answers "database is locked" at once, without its busy
+    handler, when another process is switching the same new file at that moment."""
+    deadline = time.monotonic() + patience
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 class Journal:
     """One journal file (``":memory:"`` for a throwaway one). ``readonly``: look, never write or create."""
 
@@ -128,7 +144,7 @@ class Journal:
             db.execute("PRAGMA busy_timeout = 10000")
             if not self.readonly:
                 if not memory:
-                    db.execute("PRAGMA journal_mode=WAL")
+                    _switch_to_wal(db)
                 db.execute("BEGIN IMMEDIATE")  # two merges opening a new journal at once: one makes the tables
                 try:
                     for statement in filter(str.strip, _SCHEMA.split(";")):

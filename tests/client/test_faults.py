@@ -93,8 +93,9 @@ async def test_unsolicited_reply_is_ignored_not_paired_with_the_next_command():
     async def script(peer):
         await greet(peer)
         await peer.readline()
-        await peer.reply("250 x")
-        await peer.reply("250 unsolicited: not an answer to anything")
+        # One write, so both lines reach the client before it can send NOOP: a reply arriving after
+        # NOOP was sent cannot be told apart from NOOP's answer (CI once saw exactly that).
+        await peer.send("250 x\r\n250 unsolicited: not an answer to anything\r\n")
         await peer.serve()
 
     with ScriptedServer(script) as srv:
