@@ -77,10 +77,8 @@ class MergeOptions:
     rate: str | float | None = None
     concurrency: int = 1
     #: Rows in flight per connection (where the server offers PIPELINING and CHUNKING), their "sending" marks
-    #: committed together. After a kill at most ``window * concurrency`` rows can be ``unknown``. Default 1:
-    #: with window 8 against a DATA-only server whose connection drops, a row whose DATA got no 354 was
-    #: recorded ``unknown`` instead of being retried (tests/mailmerge/test_merge.py's drop after message 7),
-    #: so larger windows are opt-in until that is fixed (issue 14).
+    #: committed together. After a kill or a cut at most ``window * concurrency`` rows can be ``unknown``
+    #: (sent, verdict never seen); a row whose data had not gone out is retried. Default 1: one per cut.
     window: int = 1
     retries: int = 3
     retry_delay: float = 2.0

@@ -190,21 +190,50 @@ async def test_stop_after_failures_and_limit(rule_server, tmp_path):
 
 
 class DropAfterSeventh(InboxHandler):
-    """Accepts message 7, answers it, then drops the connection."""
+    """Accepts message 7, then drops the connection when the next MAIL arrives, without answering it."""
 
-    async def handle_DATA(self, smtp, session, envelope):
-        reply = await super().handle_DATA(smtp, session, envelope)
-        if len(self.server.messages) == 7:
-            asyncio.get_running_loop().call_soon(smtp.transport.close)
-        return reply
+    dropped = False
+
+    async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
+        if len(self.server.messages) == 7 and not self.dropped:
+            self.dropped = True
+            smtp.transport.abort()
+            return "421 never seen: the connection is gone"
+        envelope.mail_from, envelope.mail_options = address, mail_options
+        return "250 OK"
 
 
-async def test_connection_dropped_after_message_7_reconnects_and_completes(tmp_path):
+@pytest.mark.parametrize("window", [1, 8])
+async def test_connection_dropped_after_message_7_reconnects_and_completes(tmp_path, window):
+    # With a window the next row's MAIL, RCPT and DATA ride with message 7's data; none is answered,
+    # so that row failed before its data went out and is sent again on a new connection.
     with LocalServer(handler_class=DropAfterSeventh) as server:
-        result = await smtp_nb.merge(TEMPLATE, people(20), send=True, **options(server, tmp_path))
+        result = await smtp_nb.merge(TEMPLATE, people(20), send=True, window=window, **options(server, tmp_path))
         assert result.counts["accepted"] == 20 and not result.counts["unknown"]
         assert deliveries(server) == {f"s{i}@example.com": 1 for i in range(20)}
         assert len({m.peer for m in server.messages}) == 2  # one reconnection
+
+
+class CloseAfterAnswering354(InboxHandler):
+    """Message 8 gets its 354, then the connection closes before the server's verdict on the data."""
+
+    dropped = False
+
+    async def handle_DATA(self, smtp, session, envelope):
+        if len(self.server.messages) == 7 and not self.dropped:
+            self.dropped = True
+            smtp.transport.abort()
+            return "250 never seen"
+        return await super().handle_DATA(smtp, session, envelope)
+
+
+async def test_a_row_whose_data_went_out_without_a_verdict_is_unknown_and_never_resent(tmp_path):
+    with LocalServer(handler_class=CloseAfterAnswering354) as server:
+        result = await smtp_nb.merge(TEMPLATE, people(10), send=True, window=8, **options(server, tmp_path))
+        assert result.counts["unknown"] == 1 and result.counts["accepted"] == 9
+        assert "s7@example.com" not in deliveries(server)  # this server lost it; another might have queued it
+        again = await smtp_nb.merge(TEMPLATE, people(10), send=True, window=8, **options(server, tmp_path))
+        assert again.counts["unknown"] == 1 and not again.counts["accepted"]  # only --resend-unknown sends it
 
 
 async def test_rate_limit_is_obeyed(server, tmp_path):
