@@ -86,6 +86,7 @@ class Connection(asyncio.Protocol):
         self._expected = 1  # the greeting
         self._outgoing: list[bytes] = []
         self._shown: list[Payload] = []
+        self._flush_due = False  # flush_soon() has a write scheduled
         self._waiter: asyncio.Future[None] | None = None
         self._want = 0
         self._paused = False
@@ -263,6 +264,26 @@ class Connection(asyncio.Protocol):
         outgoing.clear()
         self.transcript.record_many(">", shown)
         shown.clear()
+
+    def flush_soon(self) -> None:
+        """Write what is queued when the event loop next runs, unless ``flush()`` comes first.
+
+        For a caller about to await something that may or may not wait: if it
+        waits, the data goes out at once; if it does not, what it queues next
+        shares the same write. A failure is kept in ``error``, for the next
+        ``flush()`` or ``read()`` to raise.
+        """
+        if not self._flush_due:
+            self._flush_due = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_due = False
+        if self._outgoing and self.error is None:
+            try:
+                self.flush()
+            except SMTPException:
+                pass  # in self.error now: raised by the next flush() or read()
 
     async def wait_writable(self, timeout: float | None) -> None:
         """Wait while the write buffer is over its high-water mark.

@@ -26,7 +26,8 @@ async def drive(
     """Feed ``items`` to ``engine`` as it has room, write what it asks, read the replies; yield each delivery.
 
     An async source may wait between items, so whatever is due is written
-    before waiting for the next one. If the connection fails, the deliveries
+    as soon as it does; one that has the next item at once adds it to the
+    same write. If the connection fails, the deliveries
     in flight are yielded with the error and the iteration ends. Stopping
     early (the caller, a cancellation) inside a transaction closes the
     connection: only that ends it without delivering.
@@ -38,17 +39,12 @@ async def drive(
             big = False
             while engine.room and not exhausted:
                 item: Prepared | Delivery | None
-                if source is not None:  # what is due goes out before waiting for the source
+                if source is not None:
+                    # What is due goes out if the source makes us wait; if it has the next item at once (the
+                    # merge's rows, mostly), the next one's commands join the same write: one for a window.
                     big = conn.queue_many(engine.send()) > _BIG or big
                     if conn.has_output:
-                        try:
-                            conn.flush()
-                        except SMTPException as exc:  # the server hung up mid-window: judge what is in flight
-                            if conn.error is None:
-                                raise
-                            engine.receive_many(conn.take_arrived())
-                            engine.connection_lost(exc)
-                            break
+                        conn.flush_soon()
                     item = await anext(source, None)
                 else:
                     item = next(items, None)  # type: ignore[arg-type]
@@ -58,6 +54,8 @@ async def drive(
                     engine.add(item)
                     # its commands now, so that the next one finds room (a window of BDAT transactions)
                     big = conn.queue_many(engine.send()) > _BIG or big
+                if conn.error is not None:
+                    break  # the server hung up while the source kept us: the flush below judges what is in flight
             big = conn.queue_many(engine.send()) > _BIG or big
             if engine.awaiting:
                 try:

@@ -6,11 +6,13 @@ that sends one message per round trip), and a real private Postfix with refusals
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 import smtp_nb
+from smtp_nb.client.connection import Connection
 from tests import postfix
 from tests.scripted import Peer, ScriptedServer
 
@@ -60,6 +62,59 @@ async def test_send_many_puts_a_growing_window_of_messages_in_each_round_trip(so
     assert seen == [2, 4, 8, 8]
     assert [d.status for d in done] == ["accepted"] * 22
     assert [d.data.message.split()[-1] for d in done] == [str(n) for n in range(22)]
+
+
+async def test_an_async_source_that_never_waits_shares_one_write_per_window(monkeypatch: Any) -> None:
+    """A source with its next item at hand (the merge's rows) costs no more writes than a list."""
+    writes: list[int] = []
+    flush = Connection.flush
+
+    def counted(self: Connection) -> None:
+        writes[-1] += self.has_output
+        flush(self)
+
+    monkeypatch.setattr(Connection, "flush", counted)
+    messages = [("ada@example.com", [f"r{i}@example.com"], f"Subject: {i}\r\n\r\nhi\r\n") for i in range(22)]
+    for items in (lambda: messages, lambda: _async(messages)):
+        writes.append(0)
+        with window_server([2, 4, 8, 8], []) as server:
+            async with smtp_nb.SMTP(**server.options(timeout=5)) as client:
+                done = [d async for d in client.send_many(items(), window=8)]
+                assert [d.status for d in done] == ["accepted"] * 22
+    assert writes[0] == writes[1] <= 8  # EHLO, a write per flight, QUIT: not one per message
+
+
+async def test_an_async_source_that_waits_has_what_is_due_written_first() -> None:
+    """The source waits until the server has the first message: the client must have written it before waiting."""
+    arrived = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def script_with_signal(peer: Peer) -> None:
+        await peer.reply("220 ready")
+        while line := await peer.readline():
+            verb = line.split()[0].upper()
+            if verb == "EHLO":
+                await peer.reply("250-scripted\r\n250 PIPELINING")
+            elif verb == "DATA":
+                await peer.reply("354 go on")
+                await peer.read_data()
+                loop.call_soon_threadsafe(arrived.set)
+                await peer.reply("250 queued")
+            elif verb == "QUIT":
+                await peer.reply("221 bye")
+                return
+            else:
+                await peer.reply("250 ok")
+
+    async def source() -> Any:
+        yield ("ada@example.com", ["one@example.com"], "Subject: 1\r\n\r\nfirst\r\n")
+        await asyncio.wait_for(arrived.wait(), 5)  # a client that held the first message back would time out here
+        yield ("ada@example.com", ["two@example.com"], "Subject: 2\r\n\r\nsecond\r\n")
+
+    with ScriptedServer(script_with_signal) as server:
+        async with smtp_nb.SMTP(**server.options(timeout=5)) as client:
+            done = [d async for d in client.send_many(source())]
+    assert [d.status for d in done] == ["accepted", "accepted"]
 
 
 async def test_send_many_refuses_a_window_below_one() -> None:
