@@ -126,6 +126,8 @@ class Journal:
         self._identity: tuple[int, int] | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._leased: set[str] = set()
+        #: Outcomes recorded ``later``: written by the next claim's commit or by ``flush()``.
+        self._pending: list[tuple[Any, ...]] = []
         self._heartbeat = time.monotonic()
         with self._guard():
             self._db = self._open()
@@ -198,6 +200,11 @@ class Journal:
 
     def close(self) -> None:
         """Close the file; a lease still held stays in the file but counts as abandoned (as if the run died)."""
+        if self._pending and self._db is not None:
+            try:
+                self.flush()
+            except JournalError:
+                pass  # the file is gone or broken: the run that recorded them has stopped on that error already
         _LIVE_OWNERS.discard(self.owner)
         self._leased.clear()
         if self._db is not None:
@@ -360,6 +367,7 @@ class Journal:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
+                db.executemany(_RECORD, self._pending)
                 for r in rows:
                     found = db.execute(
                         "INSERT INTO rows (campaign, key, row, state, recipients, message_id, attempts, fingerprint, "
@@ -387,6 +395,7 @@ class Journal:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        self._pending.clear()
         return claimed
 
     def unclaim(self, campaign: str, keys: list[str]) -> None:
@@ -414,15 +423,39 @@ class Journal:
         code: int | None,
         reply: str,
         digest: str = "",
+        later: bool = False,
     ) -> None:
-        """Record the outcome of this run's last attempt of ``key`` (and, if accepted, the message's digest)."""
+        """Record the outcome of this run's last attempt of ``key`` (and, if accepted, the message's digest).
+
+        ``later``: kept in memory and written in the same commit as the next
+        claim (or by ``flush()``), so that a window of rows costs one commit, not
+        one per row. Until then the row is ``sending`` on disk: a kill in between
+        leaves it ``unknown``, as if its reply had not come, never resent. The
+        rows that can be ``unknown`` stay those of one window.
+        """
+        values = (state, code, reply, time.time(), digest, campaign, key, self.owner)
+        if later:
+            self._pending.append(values)
+            return
         with self._guard():
             self._sync("NORMAL")
-            self.db.execute(
-                "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ?, digest = ? "
-                "WHERE campaign = ? AND key = ? AND owner = ?",
-                (state, code, reply, time.time(), digest, campaign, key, self.owner),
-            )
+            self.db.execute(_RECORD, values)
+
+    def flush(self) -> None:
+        """Write the outcomes recorded ``later`` that no claim has written yet, in one commit."""
+        if not self._pending:
+            return
+        with self._guard():
+            self._sync("NORMAL")
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_RECORD, self._pending)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self._pending.clear()
 
     def rows(
         self, campaign: str, *, limit: int | None = None, offset: int = 0, failed_only: bool = False
@@ -441,6 +474,12 @@ class Journal:
         query = "SELECT state, COUNT(*) AS n FROM rows WHERE campaign = ? GROUP BY state"
         with self._guard():
             return {str(r["state"]): int(r["n"]) for r in self.db.execute(query, (campaign,))}
+
+
+_RECORD = (
+    "UPDATE rows SET state = ?, code = ?, reply = ?, updated = ?, digest = ? "
+    "WHERE campaign = ? AND key = ? AND owner = ?"
+)
 
 
 def _abandoned(holder: str, heartbeat: float, now: float) -> bool:

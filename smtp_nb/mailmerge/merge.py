@@ -77,8 +77,10 @@ class MergeOptions:
     rate: str | float | None = None
     concurrency: int = 1
     #: Rows in flight per connection (where the server offers PIPELINING and CHUNKING), their "sending" marks
-    #: committed together. After a kill or a cut at most ``window * concurrency`` rows can be ``unknown``
-    #: (sent, verdict never seen); a row whose data had not gone out is retried. Default 1: one per cut.
+    #: committed together. After a cut at most ``window`` rows per connection can be ``unknown`` (sent, verdict
+    #: never seen); a row whose data had not gone out is retried. After a kill, which leaves every row marked
+    #: "sending" unknown, at most ``max(window, 2)`` per connection: with DATA the next row's envelope goes
+    #: out with the last one's data, before its verdict. Default 1.
     window: int = 1
     retries: int = 3
     retry_delay: float = 2.0
@@ -213,6 +215,7 @@ class _Run:
     total: int
     progress: Progress | None
     pacer: _Pacer
+    new: bool  # the campaign had no row in the journal: no row to look up before claiming
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("accepted", "refused", "failed", "unknown", "skipped", "retried"), 0)
     )
@@ -234,7 +237,7 @@ class _Run:
 
     @property
     def at_risk(self) -> int:
-        """The most rows that can be ``unknown`` after a kill: claimed together, or in flight, per connection."""
+        """Rows claimed and not yet settled: at most this many, or one more than those in flight (see ``window``)."""
         return self.opts.window * self.opts.concurrency
 
     # -- handing out rows ---------------------------------------------------------------
@@ -251,13 +254,16 @@ class _Run:
         async with self._lock:
             while not self._claimed:
                 if self.stopped:
+                    self.flush()
                     raise StopAsyncIteration
                 room = 1 if self.opts.per_second else max(1, self.at_risk - self.in_flight)
                 items = await self._gather(room)
                 if items is None:
+                    self.flush()
                     raise StopAsyncIteration
                 self._claim(items)
             if self.stopped:
+                self.flush()
                 raise StopAsyncIteration
             item = self._claimed.popleft()
             self.in_flight += 1
@@ -279,10 +285,13 @@ class _Run:
             elif items:
                 break
             elif self.retry_queue:
+                self.flush()
                 await asyncio.sleep(max(0.0, self.retry_queue[0].due - loop.time()))
             else:
                 return None
-        await self.pacer.wait()
+        if self.pacer.interval:
+            self.flush()
+            await self.pacer.wait()
         return items
 
     @staticmethod
@@ -315,6 +324,13 @@ class _Run:
             item.attempt = attempt
             self._claimed.append(item)
 
+    def flush(self) -> None:
+        """Outcomes to disk now: before this run waits for anything, and when it ends (see ``Journal.record``)."""
+        try:
+            self.journal.flush()
+        except JournalError as exc:
+            self.stop(exc)
+
     def release_unsent(self) -> None:
         """Rows claimed but never handed out (the run stopped): their data never left, so the claim is undone."""
         if self._claimed:
@@ -336,7 +352,8 @@ class _Run:
         sender, recipients = rendered.sender, rendered.recipients
         key = _key(row, recipients, self.opts.key)
         digest = rendered.digest()
-        decision = _decide(self.journal.row(self.opts.campaign, key), digest, self.destination, self.opts)
+        found = None if self.new else self.journal.row(self.opts.campaign, key)
+        decision = _decide(found, digest, self.destination, self.opts)
         if decision not in ("send", "rehearsed"):
             self.counts["unknown" if decision == "unknown" else "skipped"] += 1
             self.left_unknown += decision == "unknown"
@@ -383,12 +400,13 @@ class _Run:
                 code=delivery.data.code,
                 reply=delivery.data.message,
                 digest=item.digest,
+                later=True,
             )
             self.counts["accepted"] += 1
             return
         if status == "unknown":
             reply = f"unknown: the data was sent but no verdict came back ({error})"
-            self.journal.record(campaign, item.key, "unknown", code=None, reply=reply)
+            self.journal.record(campaign, item.key, "unknown", code=None, reply=reply, later=True)
             self.counts["unknown"] += 1
             return
         code = error.code if isinstance(error, SMTPResponseException) else None
@@ -401,10 +419,12 @@ class _Run:
             self.retry_queue.append(item)
             self.retry_queue.sort(key=lambda i: i.due)
             self.counts["retried"] += 1
-            self.journal.record(campaign, item.key, "failed", code=code, reply=f"{reply} (retrying in {delay:g}s)")
+            self.journal.record(
+                campaign, item.key, "failed", code=code, reply=f"{reply} (retrying in {delay:g}s)", later=True
+            )
             return
         final_state = "refused" if status == "refused" else "failed"
-        self.journal.record(campaign, item.key, final_state, code=code, reply=reply)
+        self.journal.record(campaign, item.key, final_state, code=code, reply=reply, later=True)
         self.counts[final_state] += 1
         failures = self.counts["refused"] + self.counts["failed"]
         limit = self.opts.stop_after_failures
@@ -448,6 +468,7 @@ async def _worker(run: _Run, client: SMTP, owned: bool) -> None:
     try:
         while not run.finished:
             if not client.is_connected:
+                run.flush()
                 try:
                     await client.connect()
                     failures = 0
@@ -466,6 +487,7 @@ async def _worker(run: _Run, client: SMTP, owned: bool) -> None:
                 # Nothing to hand out now, but rows in flight elsewhere may come back for a retry.
                 run.changed.clear()
                 if not run.finished:
+                    run.flush()
                     await run.changed.wait()
     finally:
         if owned and client.is_connected:
@@ -552,7 +574,7 @@ async def _merge(
         checked.stop_if_changed(opts, journal, template)
         journal.set_fingerprint(opts.campaign, template.fingerprint)
         return await _send(template, source, opts, client, owned_primary, journal, (run_number, salt, died),
-                           destination, total=checked.counts["to_send"])  # fmt: skip
+                           destination, total=checked.counts["to_send"], new=checked.new)  # fmt: skip
     finally:
         if journal is not None:
             if leased:
@@ -574,6 +596,7 @@ class _Checked:
     attachments: list[tuple[int, list[tuple[str, int]]]]
     changed: list[int]
     elsewhere: dict[str, list[int]]
+    new: bool = False  # the journal held no row of the campaign
 
     def preview(self, opts: MergeOptions, journal_path: str) -> MergePreview:
         return MergePreview(
@@ -640,6 +663,9 @@ def _validate(
     keys: dict[str, int] = {}
     counts = dict.fromkeys(("rows", "recipients", "to_send", "skipped", "unknown", "rehearsed", "attachment_rows"), 0)
     checked = _Checked(counts, [], [], [], [], {})
+    if journal is not None and journal.count(opts.campaign) == 0:
+        journal = None  # a new campaign: no row to look up (this run holds its lease, so it stays new)
+        checked.new = True
     for number, row in source:
         counts["rows"] += 1
         try:
@@ -709,6 +735,7 @@ async def _send(
     destination: _Destination,
     *,
     total: int,
+    new: bool,
 ) -> MergeResult:
     run_number, salt, died = started
     total = min(total, opts.limit) if opts.limit is not None else total
@@ -731,6 +758,7 @@ async def _send(
         total=total,
         progress=report,
         pacer=_Pacer(opts.per_second),
+        new=new,
     )
     clock = time.monotonic()
     clients = [client] + [client.clone() for _ in range(opts.concurrency - 1)]
@@ -740,6 +768,7 @@ async def _send(
     except JournalError as exc:
         run.stop(exc)
     finally:
+        run.flush()
         run.release_unsent()
         finish()
     if run.error is not None:

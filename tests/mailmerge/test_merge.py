@@ -312,6 +312,7 @@ def test_killed_mid_merge_then_rerun_sends_nothing_twice(server, tmp_path):
     )
     counts = deliveries(server)
     unknown = {r["key"] for r in result.rows() if r["status"] == "unknown"}
+    assert len(unknown) <= 2  # window 1 on a DATA server: the row on its way and the next, claimed
     assert all(n == 1 for n in counts.values()), counts
     for row in rows:
         assert counts[row["email"]] == 1 or row["email"] in unknown
