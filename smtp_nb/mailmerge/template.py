@@ -144,7 +144,15 @@ class _Header:
     template: jinja2.Template
     fields: frozenset[str]
     line: int
-    mailboxes: int | None = None  # for address headers: how many the template itself puts there, once known
+    literal: bool = False  # no Jinja syntax in the value
+    #: The template's own structure of an address header, by the kind of each field's value (see ``_kinds``):
+    #: rows alike in kind share it, so it is rendered once per kind, not once per row.
+    shapes: dict[tuple[Any, ...], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    #: A header with no Jinja syntax at all renders the same for every row: its value and mailboxes, once valid.
+    constant: tuple[str, list[tuple[str, str]] | None] | None = None
+
+    def __post_init__(self) -> None:
+        self.sorted_fields = tuple(sorted(self.fields))
 
 
 class MergeTemplate:
@@ -202,11 +210,11 @@ class MergeTemplate:
         for name, value, number in layout.headers:
             line = number + skipped
             compiled = self._compile(text_env, value, line)
-            self.headers.append(_Header(name, compiled, _fields(text_env, value, line), line))
+            self.headers.append(_Header(name, compiled, _fields(text_env, value, line), line, "{" not in value))
         for name, value in (defaults or {}).items():
             if not any(h.name.lower() == name.lower() for h in self.headers):
                 compiled = self._compile(text_env, value, 0)
-                self.headers.append(_Header(name, compiled, _fields(text_env, value, 0), 0))
+                self.headers.append(_Header(name, compiled, _fields(text_env, value, 0), 0, "{" not in value))
         body_line = layout.body_line + skipped
         self.body = self._compile(text_env, layout.body, body_line)
         self.html = self._compile(html_env, html, 0) if html is not None else None
@@ -217,6 +225,7 @@ class MergeTemplate:
             {attachments} if attachments else (),
         )
         self.fingerprint = self._fingerprint()
+        self._globals = dict(self.body.globals)  # Jinja's own (range, dict, cycler...): the same in both sandboxes
         names = {h.name.lower() for h in self.headers}
         if not names & {"to", "cc", "bcc"}:
             raise TemplateError("the template has no To, Cc or Bcc header: whom should each message go to?")
@@ -251,7 +260,10 @@ class MergeTemplate:
     # -- rendering ------------------------------------------------------------------
 
     def _context(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: _Empty(k) if _is_empty(v) else v for k, v in row.items()}
+        """The row as every part of this template sees it: the template globals, then the row's values."""
+        context = dict(self._globals)
+        context.update((k, _Empty(k) if _is_empty(v) else v) for k, v in row.items())
+        return context
 
     def render(self, row: Mapping[str, Any], number: int) -> Rendered:
         """The message for one row; ``RowError`` lists the problems of the row, one per column.
@@ -268,19 +280,26 @@ class MergeTemplate:
         addresses: dict[str, list[tuple[str, str]]] = {}
         notes: list[Problem] = []
         for header in self.headers:
-            value = self._render_part(header.template, context, number, header.name, problems)
-            if value is None:
-                continue
-            before = len(problems)
-            self._check_header(header, value, row, number, problems)
-            value = value.strip()
-            if len(problems) > before or not value:
-                continue
             lower = header.name.lower()
-            if lower in ADDRESS_HEADERS:
-                found = self._addresses(header, value, row, context, number, problems)
-                if found is None:
+            if header.constant is not None:
+                value, found = header.constant
+            else:
+                rendered_value = self._render_part(header.template, context, number, header.name, problems)
+                if rendered_value is None:
                     continue
+                before = len(problems)
+                self._check_header(header, rendered_value, row, number, problems)
+                value = rendered_value.strip()
+                if len(problems) > before or not value:
+                    continue
+                found = None
+                if lower in ADDRESS_HEADERS:
+                    found = self._addresses(header, value, row, context, number, problems)
+                    if found is None:
+                        continue
+                if header.literal:
+                    header.constant = (value, found)
+            if found is not None:
                 addresses.setdefault(lower, []).extend(found)
                 for _, mailbox in found:
                     domain = mailbox.rpartition("@")[2]
@@ -289,8 +308,9 @@ class MergeTemplate:
             headers.append((header.name, value))
         body = self._render_part(self.body, context, number, "body", problems)
         html = None
-        images = InlineImages(self.attachments_root)
+        images = None
         if self.html is not None:
+            images = InlineImages(self.attachments_root)
             html = self._render_part(self.html, {**context, _IMAGES: images}, number, "html", problems)
         elif self.markdown and body is not None:
             html = _markdown(self._render_part(self.body, _markdown_escaped(context), number, "body", problems) or "")
@@ -302,7 +322,7 @@ class MergeTemplate:
                     raise TemplateError(str(exc)) from None
             html = _sanitise(html)
         attached = self._attachments(row, number, problems)
-        rendered = Rendered(headers, addresses, body or "", html, attached, notes, images.parts)
+        rendered = Rendered(headers, addresses, body or "", html, attached, notes, images.parts if images else [])
         if not rendered.recipients and not problems:
             problems.append(Problem(number, "To", "no recipient: To, Cc and Bcc are all empty"))
         if problems:
@@ -310,10 +330,10 @@ class MergeTemplate:
         return rendered
 
     def _render_part(
-        self, template: jinja2.Template, context: Mapping[str, Any], number: int, part: str, problems: list[Problem]
+        self, template: jinja2.Template, context: dict[str, Any], number: int, part: str, problems: list[Problem]
     ) -> str | None:
         try:
-            return template.render(context)
+            return _render(template, context)
         except _EmptyField as exc:
             problems.append(Problem(number, exc.column, f"is empty but the {part} uses it"))
         except jinja2.UndefinedError as exc:
@@ -329,7 +349,7 @@ class MergeTemplate:
     def _check_header(
         self, header: _Header, value: str, row: Mapping[str, Any], number: int, problems: list[Problem]
     ) -> None:
-        for field in sorted(header.fields):
+        for field in header.sorted_fields:
             raw = row.get(field)
             for item in raw if isinstance(raw, (list, tuple)) else [raw]:
                 what = header_breaker(item) if isinstance(item, str) else None
@@ -350,7 +370,7 @@ class MergeTemplate:
         problems: list[Problem],
     ) -> list[tuple[str, str]] | None:
         """The header's mailboxes, if the row kept the template's structure and every mailbox is valid."""
-        shape = _structure(header.template.render(_tokens(context, header.fields)))
+        shape = self._shape(header, context)
         actual = _structure(value)
         if actual != shape:
             suspects = [f for f in sorted(header.fields) if _holds_address_syntax(row.get(f))]
@@ -370,6 +390,18 @@ class MergeTemplate:
         except ValueError as exc:
             problems.append(self._bad_address(header, row, context, number, exc))
             return None
+
+    @staticmethod
+    def _shape(header: _Header, context: Mapping[str, Any]) -> tuple[int, int]:
+        """The structure the template itself gives ``header``: rendered with each field's value as a plain word."""
+        kinds = tuple(_kind(context.get(f)) for f in header.sorted_fields)
+        shape = header.shapes.get(kinds)
+        if shape is None:
+            shape = _structure(_render(header.template, _tokens(context, header.fields)))
+            if len(header.shapes) >= 256:  # rows of ever new kinds (numbers used in the header): bounded
+                header.shapes.clear()
+            header.shapes[kinds] = shape
+        return shape
 
     def _bad_address(
         self, header: _Header, row: Mapping[str, Any], context: Mapping[str, Any], number: int, exc: ValueError
@@ -460,6 +492,25 @@ def _regular_file(real: str, shown: str) -> Attachment | str:
     return Attachment(real, os.path.basename(real), found.st_size, found.st_mtime_ns)
 
 
+def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """``template.render(context)`` for a ``context`` that already holds the globals (``MergeTemplate._context``).
+
+    Jinja's ``render`` copies the context and merges the globals into it on every
+    call, which is most of what a one-line header costs. Here the context is
+    shared, and only read (a template's own ``{% set %}`` goes to the Jinja
+    context's ``vars``); what Jinja would note of the globals serves only
+    ``{% import %}``ed templates' modules.
+    """
+    env = template.environment
+    try:
+        return env.concat(  # type: ignore[attr-defined, no-any-return]
+            template.root_render_func(env.context_class(env, context, template.name, template.blocks))
+        )
+    except Exception:
+        template.environment.handle_exception()
+        raise  # handle_exception always raises (the error with the template's own traceback)
+
+
 def _tokens(context: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     """``context`` with each of ``fields`` replaced by a plain word (same truth, same list length)."""
     tamed = dict(context)
@@ -472,6 +523,17 @@ def _tokens(context: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any
         elif not isinstance(value, (_Empty, bool, int, float)) and value is not None:
             tamed[field] = "x"
     return tamed
+
+
+def _kind(value: Any) -> tuple[Any, ...]:
+    """What of a field's value ``_tokens`` keeps: the same kind renders the template's own structure the same."""
+    if isinstance(value, (list, tuple)):
+        return (list, len(value))
+    if isinstance(value, _Empty):
+        return (_Empty,)
+    if value is None or isinstance(value, (bool, int, float)):
+        return (type(value), value)
+    return (str,)
 
 
 def _holds_address_syntax(value: Any) -> bool:
