@@ -34,8 +34,9 @@ from ..html.build import attach
 __all__ = ["Attachment", "Rendered", "split_addresses"]
 
 _UTF8 = email.charset.Charset("utf-8")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")  # atext: a word that needs no quoting or encoding
-_EXOTIC = frozenset("():;\\")  # comments, groups, quoted pairs: left to the email package's parser
+_EXOTIC = re.compile(r"[():;\\]|=\?")  # comments, groups, quoted pairs, encoded words: the email package's
 
 
 @functools.lru_cache(maxsize=512)  # the same From on every row is parsed once
@@ -46,12 +47,12 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
     directly; comments, groups and encoded words go to the email package.
     Raises ``ValueError`` for a mailbox that is not a valid address.
     """
-    if "=?" in value or any(c in _EXOTIC for c in value):
+    if _EXOTIC.search(value):
         return tuple(_split_with_email_package(value))
     pieces: list[str] = []
     current: list[str] = []
     quoted = angle = False
-    for char in value:
+    for char in value if "," in value else ():  # one piece unless a comma may separate mailboxes
         if char == '"' and not angle:
             quoted = not quoted
         elif char == "<" and not quoted:
@@ -63,7 +64,7 @@ def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
             current = []
             continue
         current.append(char)
-    pieces.append("".join(current))
+    pieces.append("".join(current) if "," in value else value)
     found = []
     for piece in (p.strip(" \t") for p in pieces):  # not Unicode spaces: parse_address judges those
         if not piece:
@@ -102,6 +103,8 @@ def _encode_header(name: str, value: str) -> str:
 def _format_address(name: str, mailbox: str) -> str:
     if not name:
         return mailbox
+    if _PLAIN_NAME.fullmatch(name) and mailbox.isascii():
+        return f"{name} <{mailbox}>"  # what formataddr() gives a name of letters, digits and spaces
     if mailbox.isascii():
         formatted = email.utils.formataddr((name, mailbox), charset="utf-8")
         if name.isascii() or len(formatted) - len(mailbox) - 3 <= 75:
@@ -234,7 +237,8 @@ class Rendered:
 
     def estimated_size(self, *, eight_bit: bool = True) -> int:
         """The message's size on the wire, attachments counted from their sizes (base64), without reading them."""
-        size = len(dataclasses.replace(self, attachments=[]).to_bytes(eight_bit=eight_bit))
+        bare = dataclasses.replace(self, attachments=[]) if self.attachments else self
+        size = len(bare.to_bytes(eight_bit=eight_bit))
         return size + sum(math.ceil(a.size / 57) * 78 + 200 for a in self.attachments)
 
     def to_bytes(self, *, eight_bit: bool = True) -> bytes:
@@ -299,5 +303,9 @@ class Rendered:
 
 
 def _plain_body_ok(text: str) -> bool:
-    """Short enough lines for 7bit/8bit (998 octets); longer ones take the email package's encodings."""
-    return all(len(line.encode("utf-8")) <= 998 for line in text.splitlines())
+    """Short enough lines for 7bit/8bit (998 octets); longer ones take the email package's encodings.
+
+    Lines as they go on the wire: only CR and LF end one (a form feed or U+2028 does not).
+    """
+    octets = text.encode("utf-8")
+    return len(octets) <= 998 or max(map(len, octets.replace(b"\r", b"\n").split(b"\n"))) <= 998

@@ -94,3 +94,12 @@ def test_address_splitting():
     )
     assert split_addresses("Team: a@example.com, b@example.com;") == (("", "a@example.com"), ("", "b@example.com"))
     assert split_addresses("=?utf-8?q?Zo=C3=AB?= <z@example.com>") == (("Zoë", "z@example.com"),)
+
+
+def test_no_line_on_the_wire_is_longer_than_998_octets():
+    """Only CR and LF end a line on the wire: a form feed or U+2028 inside a long line does not shorten it."""
+    for body in ("a" * 600 + "\x0c" + "b" * 600, "a" * 600 + "\u2028" + "b" * 600, "é" * 600, "x" * 999):
+        data = make("Ada", "Long", body).to_bytes()
+        assert max(len(line) for line in data.split(b"\r\n")) <= 998, body[:20]
+        assert parsed(data).get_content().rstrip("\r\n") == body
+    assert b"7bit" in make("Ada", "Short", "x" * 998).to_bytes()  # at the limit: as written
