@@ -249,11 +249,11 @@ def test_merges_opening_one_new_journal_at_once_all_open_it(tmp_path):
         path = tmp_path / f"j{round_}.sqlite"
         start = threading.Barrier(4)
 
-        def open_it() -> None:
+        def open_it(path: Any = path, start: threading.Barrier = start) -> None:
             start.wait()
             try:
                 Journal(path).close()
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:  # collected and asserted below
                 failures.append(exc)
 
         threads = [threading.Thread(target=open_it) for _ in range(4)]
