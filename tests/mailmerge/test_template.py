@@ -85,6 +85,31 @@ def test_a_row_cannot_add_headers_or_recipients():
     assert envelope(several)[1] == ["b@example.com", "c@example.com"]
 
 
+def test_one_template_checks_each_row_whatever_the_rows_before_it():
+    """The template's own structure is worked out once per kind of row: a later row cannot ride on an earlier one."""
+    template = MergeTemplate(
+        "From: Office <office@example.com>\n"
+        "To: {% if n > 1 %}{{ a }}, {{ b }}{% else %}{{ a }}{% endif %}\nSubject: {{ n }}\n\nx"
+    )
+    ok = [{"n": 1, "a": "a@example.com", "b": "b@example.com"}, {"n": 2, "a": "a@example.com", "b": "b@example.com"}]
+    for number, row in enumerate(ok * 3, 1):
+        assert len(template.render(row, number).recipients) == row["n"]
+    for smuggled in (
+        {"n": 1, "a": "a@example.com, evil@example.com", "b": ""},
+        {"n": 2, "a": "x@example.com, evil@example.com", "b": "b@example.com"},
+    ):
+        with pytest.raises(RowError, match="the To header would hold"):
+            template.render({**smuggled, "b": smuggled["b"] or "b@example.com"}, 9)
+    assert len(template.render(ok[1], 10).recipients) == 2
+
+
+def test_a_constant_header_that_is_wrong_is_every_rows_problem():
+    template = MergeTemplate("From: office(at)example\nTo: {{ email }}\n\nx")
+    for number in (1, 2):
+        with pytest.raises(RowError, match="From"):
+            template.render({"email": "b@example.com"}, number)
+
+
 def test_display_name_with_comma_needs_quoting():
     template = "From: a@example.com\nTo: {{ name }} <{{ email }}>\n\nx"
     with pytest.raises(RowError, match=r"mailbox\(name\)"):
