@@ -27,6 +27,8 @@ import bench_merge  # noqa: E402
 
 from tests import postfix  # noqa: E402
 
+WINDOWS = (1, 8)  # the merge's default, and windows of BDAT transactions as send_many uses them
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,25 +74,30 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             csv_path = os.path.join(folder, "rows.csv")
             bench_merge.write_rows(csv_path, merge_rows)
-            merged = {}
+            merged: dict[tuple[int, int], dict[str, float]] = {}
             for rtt in (0, 10):
                 count = merge_rows if rtt == 0 else loads[10]
+                bench_merge.write_rows(csv_path, count)
                 with bench_clients.start_proxy(pf.port, rtt) as port:
-                    if rtt:
-                        bench_merge.write_rows(csv_path, count)
-                    samples = [bench_merge.run_once(port, csv_path, 1) for _ in range(reps)]
-                assert all(s["accepted"] == count for s in samples), samples
-                merged[rtt] = {
-                    "rate": statistics.median(count / s["wall"] for s in samples),
-                    "cpu_ms": statistics.median(1000 * s["cpu"] / count for s in samples),
-                    "trips": statistics.median(s["wall"] / (rtt / 1000) / count for s in samples) if rtt else 0,
-                }
+                    for window in WINDOWS:
+                        samples = [bench_merge.run_once(port, csv_path, 1, window=window) for _ in range(reps)]
+                        assert all(s["accepted"] == count for s in samples), samples
+                        merged[rtt, window] = {
+                            "rate": statistics.median(count / s["wall"] for s in samples),
+                            "cpu_ms": statistics.median(1000 * s["cpu"] / count for s in samples),
+                            "trips": statistics.median(s["wall"] / (rtt / 1000) / count for s in samples) if rtt else 0,
+                        }
         many = rows[0]["smtp_nb.send_many"]
         print(f"merge, text rows, journal on disk, 1 connection ({merge_rows} rows at 0 ms, {loads[10]} at 10 ms)")
-        print(f"  0 ms: {merged[0]['rate']:.0f} rows/s, CPU {merged[0]['cpu_ms']:.3f} ms/row")
-        print(f"  10 ms: {merged[10]['rate']:.0f} rows/s, {merged[10]['trips']:.2f} round trips/row")
-        ratio = merged[0]["cpu_ms"] / many["cpu_ms"]
-        print(f"  merge CPU per row / send_many CPU per message: {ratio:.2f} (target: at most 3)\n")
+        for window in WINDOWS:
+            at0, at10 = merged[0, window], merged[10, window]
+            print(
+                f"  window={window}: 0 ms {at0['rate']:.0f} rows/s, CPU {at0['cpu_ms']:.3f} ms/row "
+                f"({at0['cpu_ms'] / many['cpu_ms']:.2f}x send_many per message); "
+                f"10 ms {at10['rate']:.0f} rows/s, {at10['trips']:.2f} round trips/row (wall)"
+            )
+        ratio = min(merged[0, w]["cpu_ms"] for w in WINDOWS) / many["cpu_ms"]
+        print(f"  merge CPU per row / send_many CPU per message, best window: {ratio:.2f} (target: at most 3)\n")
         trips = rows[10]["smtp_nb.send_many"]["waits"]
         wall = rows[10]["smtp_nb.send_many"]["trips"]
         print("targets:")
