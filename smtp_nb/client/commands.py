@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +69,11 @@ class ESMTP:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = TaskLock()
         self._gate = SessionGate()
+        #: The connection this task's context opened (or took on): tasks started inside a session share it,
+        #: and a task whose session has ended cannot send on the next one (see ``_connection``).
+        self._session: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+            "smtp_nb.session", default=None
+        )
         self._pipeline_task: asyncio.Task[Any] | None = None
         self._reset_server_state()
         self.authenticated_as: str | None = None
@@ -153,6 +159,12 @@ class ESMTP:
                 _NOT_CONNECTED
                 if conn is None
                 else "Server not connected: the connection is closed; call connect() to open a new one"
+            )
+        session = self._session.get()
+        if session is not None and session is not conn:
+            raise SMTPServerDisconnected(
+                "Server not connected: this task's session on this client was closed, and the connection open "
+                "now is another task's session; nothing was sent on it. Call connect() (or async with) again"
             )
         if asyncio.get_running_loop() is not self._loop:
             raise SMTPException(

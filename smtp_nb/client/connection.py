@@ -321,6 +321,11 @@ class Connection(asyncio.Protocol):
         if len(replies) < count:
             if self.error is not None:
                 raise self.error
+            if timeout is not None and timeout <= 0:  # expired already, as asyncio.wait_for(..., 0) is
+                self._timeout = timeout
+                self._expire()
+                assert self.error is not None
+                raise self.error
             waiter = self._waiter = self.loop.create_future()
             self._want = count
             if timeout is not None:
@@ -359,10 +364,13 @@ class Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return  # nothing is waiting: the next wait arms a new timer
         if self.loop.time() >= self._deadline:
-            self.transcript.record("*", f"no reply within {duration(self._timeout)}")
-            self._fail(SMTPReadTimeoutError(f"the server did not reply within {duration(self._timeout)}"))
+            self._expire()
         else:
             self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+
+    def _expire(self) -> None:
+        self.transcript.record("*", f"no reply within {duration(self._timeout)}")
+        self._fail(SMTPReadTimeoutError(f"the server did not reply within {duration(self._timeout)}"))
 
     # -- TLS --------------------------------------------------------------------
 

@@ -60,20 +60,25 @@ class SessionGate:
         self.owner = asyncio.current_task()
         self._closed = loop.create_future()
 
+    def adopt(self) -> None:
+        """This task takes on a session whose task has ended (it now closes it, and others wait for it)."""
+        self.owner = asyncio.current_task()
+
     def close(self) -> None:
         closed = self._closed
         if closed is not None and not closed.done() and not closed.get_loop().is_closed():
             closed.set_result(None)
         self.owner = self._closed = None
 
-    async def wait_closed(self, lost: asyncio.Future[None]) -> bool:
-        """Wait until the session is closed by its owner, or its connection is ``lost``.
+    async def wait_closed(self, lost: asyncio.Future[None], timeout: float | None) -> bool | None:
+        """Wait until the session is closed by its owner, or its connection is ``lost``: True.
 
-        False (at once) if the session lives on another event loop: nothing here can wait for it.
+        False if ``timeout`` passed first; None (at once) if the session lives on another
+        event loop: nothing here can wait for it.
         """
         loop = asyncio.get_running_loop()
         waits = [f for f in (self._closed, lost) if f is not None and f.get_loop() is loop]
         if len(waits) < 2:
-            return False
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        return True
+            return None
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import email.message
-import os
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -15,20 +14,16 @@ from types import TracebackType
 from typing import Any, Optional, TypeVar, Union
 
 from .commands import Timeout, default
-from .connection import Connection, describe_tls_error, duration
+from .connection import Connection, duration
 from .errors import (
-    SMTPConnectError,
-    SMTPConnectResponseError,
     SMTPConnectTimeoutError,
     SMTPException,
     SMTPNotSupported,
-    SMTPReadTimeoutError,
     SMTPResponseException,
-    SMTPServerDisconnected,
-    tls_error,
 )
 from .locks import TaskLock
 from .login import Login, is_local_peer
+from .opening import make_tls_context, open_connection
 from .options import (
     DEFAULT_TIMEOUT,
     OPTION_NAMES,
@@ -165,22 +160,35 @@ class SMTP(Login):
         gives a whole ``ConnectOptions``); they replace the client's for this
         and later connections. ``timeout`` applies to this connect alone.
         While another task's session is open on this client, waits until it
-        is closed. Returns the server's greeting. Raises ``SMTPConnectError``
-        (network or TLS failure), ``SMTPConnectTimeoutError``,
+        is closed (at most ``timeout``: then ``SMTPConnectTimeoutError``).
+        Returns the server's greeting. Raises ``SMTPConnectError`` (network
+        or TLS failure), ``SMTPConnectTimeoutError``,
         ``SMTPConnectResponseError`` (greeting other than 220);
-        ``SMTPException`` if this task already has it connected.
+        ``SMTPException`` if this task (or the task it runs inside) already
+        has it connected.
         """
         if timeout is not default:
             check_timeout(timeout)
         chosen = options if options is not None else self._options
         chosen = chosen.replace(**changes) if changes else chosen
-        if self.is_connected and not self._gate.held_by_other():
+        if self.is_connected and (self._session.get() is self._conn or not self._gate.held_by_other()):
             raise SMTPException(f"already connected to {self._where()}; call quit() or close() first")
+        loop = asyncio.get_running_loop()
+        patience = chosen.timeout if timeout is default else timeout  # for another task's session to close
+        deadline = None if patience is None else loop.time() + patience
         async with self._connecting:
             while self.is_connected and self._gate.held_by_other():
                 assert self._conn is not None
-                if not await self._gate.wait_closed(self._conn.closed):
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                closed = await self._gate.wait_closed(self._conn.closed, left)
+                if closed is None:
                     break
+                if not closed:
+                    raise SMTPConnectTimeoutError(
+                        f"Timed out connecting to {chosen.host} on port {chosen.effective_port}: another task's "
+                        f"session on this client stayed open for {duration(patience)}. To send from several tasks at "
+                        "once, give each its own client (client.clone())"
+                    )
             if self.is_connected:
                 raise SMTPException(f"already connected to {self._where()}; call quit() or close() first")
             self._options = chosen
@@ -191,13 +199,13 @@ class SMTP(Login):
                 )
             limit = self._resolve(timeout)
             self.close()
-            loop = asyncio.get_running_loop()
             conn = Connection(loop, self.transcript)
             self._conn, self._loop = conn, loop
             self._gate.open(loop)
+            self._session.set(conn)
             try:
                 async with self._lock:
-                    greeting = await self._open(conn, limit)
+                    greeting = await open_connection(conn, self._options, limit)
                     await self._ehlo_or_helo_if_needed(limit)
                     await self._maybe_starttls(limit)
                     await self._maybe_login(limit)
@@ -205,63 +213,6 @@ class SMTP(Login):
                 self.close()
                 raise
             return greeting
-
-    async def _open(self, conn: Connection, timeout: float | None) -> SMTPResponse:
-        loop, opts = conn.loop, self._options
-        where = opts.where()
-        given_socket = opts.sock is not None or opts.socket_path is not None
-        named = where if given_socket else f"{opts.host} on port {opts.effective_port}"
-        context = await self._tls_context() if opts.use_tls else None
-        server_hostname = opts.hostname if context is not None else None
-        if context is not None and context.check_hostname and not server_hostname:
-            raise ValueError("hostname= is needed to verify the certificate over sock or socket_path")
-        tls_kwargs: dict[str, Any] = {}
-        if context is not None:  # asyncio wants a positive handshake timeout; timeout=0 expires in wait_for
-            tls_kwargs = {"ssl": context, "server_hostname": server_hostname, "ssl_handshake_timeout": timeout or None}
-        self.transcript.record("*", f"connecting to {where}" + (" with TLS" if context else ""))
-        if opts.sock is not None:
-            opening = loop.create_connection(lambda: conn, sock=opts.sock, **tls_kwargs)
-        elif opts.socket_path is not None:
-            opening = loop.create_unix_connection(lambda: conn, os.fsdecode(opts.socket_path), **tls_kwargs)
-        else:
-            opening = loop.create_connection(
-                lambda: conn, opts.host, opts.effective_port, local_addr=opts.source_address, **tls_kwargs
-            )
-        try:
-            await asyncio.wait_for(opening, timeout)
-        except asyncio.TimeoutError:
-            raise SMTPConnectTimeoutError(
-                f"Timed out connecting to {named}: connecting took longer than {duration(timeout)}"
-            ) from None
-        except ssl.SSLError as exc:
-            raise tls_error(exc, describe_tls_error(exc, server_hostname or opts.host)) from exc
-        except OSError as exc:
-            # A server that hangs up during the TLS handshake gives a ConnectionResetError with no text.
-            reason = (
-                exc.strerror
-                or str(exc)
-                or ("the server closed the connection during the TLS handshake" if context else type(exc).__name__)
-            )
-            suffix = "" if given_socket else f" (error connecting to {named})"
-            raise SMTPConnectError(f"cannot connect to {where}: {reason}{suffix}") from exc
-        try:
-            (greeting,) = await conn.read(1, timeout)
-        except SMTPReadTimeoutError:
-            raise SMTPConnectTimeoutError(
-                f"{where} accepted the connection but sent no greeting within {duration(timeout)}"
-            ) from None
-        except SMTPServerDisconnected as exc:
-            if isinstance(conn.lost, ssl.SSLError):  # TLS 1.3: a refused client certificate shows after the handshake
-                raise tls_error(conn.lost, describe_tls_error(conn.lost, server_hostname or opts.host)) from exc
-            raise SMTPConnectError(f"{where} closed the connection before greeting: {exc}") from exc
-        if greeting.code != SMTPStatus.ready:
-            raise SMTPConnectResponseError(greeting.code, greeting.message)
-        return greeting
-
-    async def _tls_context(self) -> ssl.SSLContext:
-        if self._options.tls_context is not None:
-            return self._options.tls_context
-        return await asyncio.get_running_loop().run_in_executor(None, self._options.build_tls_context)
 
     async def _maybe_starttls(self, timeout: float | None) -> None:
         opts = self._options
@@ -314,9 +265,21 @@ class SMTP(Login):
         return response
 
     async def __aenter__(self) -> SMTP:
-        """Connect unless this task (or no live task) already has the client connected; else wait for a turn."""
-        if not (self.is_connected and not self._gate.held_by_other()):
-            await self.connect()
+        """Connect, or share the session this task runs inside, or take on one whose task has ended.
+
+        While another task's session is open, ``connect()`` waits for it to close.
+        """
+        conn = self._conn
+        if self.is_connected and conn is not None:
+            if self._session.get() is conn:
+                return self  # this task's session, or that of the task it was started in: shared
+            if not self._gate.held_by_other():
+                # Opened by a task that has ended (a notebook cell, ensure_future(connect())): this block takes
+                # it on and closes it at its end; other tasks wait for that, as for any session.
+                self._gate.adopt()
+                self._session.set(conn)
+                return self
+        await self.connect()
         return self
 
     async def __aexit__(
@@ -325,8 +288,11 @@ class SMTP(Login):
         exc_val: Optional[BaseException],
         exc_tb: Optional[TracebackType],
     ) -> None:
-        if self._gate.held_by_other():
-            return  # our session ended already, and another task's is open now: not ours to close
+        conn = self._conn
+        if conn is None or self._session.get() is not conn:
+            return  # our session ended already (another task's may be open now): nothing of ours to close
+        if self._gate.owner is not asyncio.current_task():
+            return  # a task started inside the session: the task that opened it closes it
         if isinstance(exc_val, (ConnectionError, TimeoutError, asyncio.CancelledError)) or not self.is_connected:
             self.close()
             return
@@ -335,7 +301,7 @@ class SMTP(Login):
         except SMTPException:
             pass
         finally:
-            if not self._gate.held_by_other():  # quit() handed the client on: a waiting task may own it now
+            if self._conn is conn:  # else quit() handed the client on: a waiting task's session is open now
                 self.close()
 
     # -- TLS and authentication ---------------------------------------------------
@@ -371,13 +337,14 @@ class SMTP(Login):
             "client_key": client_key,
             "cert_bundle": cert_bundle,
         }
-        self._options = self._options.replace(**{k: v for k, v in given.items() if v is not default})
+        chosen = self._options.replace(**{k: v for k, v in given.items() if v is not default})
         limit = self._resolve(timeout)
         async with self._lock:
             await self._ehlo_or_helo_if_needed(limit)
             if not self.supports_extension("starttls"):
                 raise SMTPNotSupported(f"STARTTLS extension not supported: {self._where()} does not offer STARTTLS")
-            context = await self._tls_context()
+            context = await make_tls_context(chosen)  # a missing certificate file fails here: nothing is kept
+            self._options = chosen
             response = await self._command(b"STARTTLS\r\n", limit)
             if response.code != SMTPStatus.ready:
                 raise SMTPResponseException(response.code, response.message)

@@ -5,6 +5,7 @@ Where a phrase is what such code matches on, the same check runs against aiosmtp
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
@@ -21,6 +22,7 @@ from smtp_nb import (
     SMTPConnectTimeoutError,
     SMTPException,
     SMTPNotSupported,
+    SMTPReadTimeoutError,
     SMTPServerDisconnected,
 )
 from tests.conftest import client_for
@@ -113,6 +115,11 @@ async def test_timeout_zero_expires_at_once_and_leaves_the_client_disconnected(s
     assert not patient.is_connected
     async with patient:
         assert (await patient.noop(timeout=10)).code == 250
+    for _ in range(20):  # a command with timeout=0 expires before any reply, as asyncio.wait_for(..., 0) does
+        async with patient:
+            with pytest.raises(SMTPReadTimeoutError):
+                await patient.noop(timeout=0)
+            assert not patient.is_connected
 
 
 # -- OAuth -------------------------------------------------------------------------------
@@ -292,3 +299,32 @@ async def test_starttls_with_an_invalid_mix_leaves_the_options_untouched(starttl
         assert (await client.noop()).code == 250
     async with client:  # a later connect works
         assert client.is_connected
+
+
+async def test_starttls_with_a_missing_certificate_file_keeps_no_option(starttls_server, tmp_path):
+    """The context is built from the new options before any is kept: a failure leaves the client as it was."""
+    client = client_for(starttls_server, start_tls=False)
+    async with client:
+        before = client.options
+        with pytest.raises(FileNotFoundError):
+            await client.starttls(client_cert=str(tmp_path / "missing.pem"))
+        assert client.options is before and client.client_cert is None
+    async with client:  # later sessions are not poisoned by the bad file
+        assert client.is_connected
+
+
+async def test_phrase_host_on_port_in_tls_and_greeting_failures(tls_server):
+    """Every connect failure names HOST on port PORT: an untrusted certificate, a close before the greeting."""
+    port = tls_server.port
+    with pytest.raises(SMTPConnectError, match=f"127.0.0.1 on port {port}") as info:
+        await SMTP(hostname="127.0.0.1", port=port, use_tls=True, timeout=5).connect()  # no CA given: untrusted
+    assert isinstance(info.value, ssl.SSLCertVerificationError)
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    silent = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    quiet_port = silent.sockets[0].getsockname()[1]
+    async with silent:
+        with pytest.raises(SMTPConnectError, match=f"before greeting.*127.0.0.1 on port {quiet_port}"):
+            await SMTP(hostname="127.0.0.1", port=quiet_port, timeout=5).connect()

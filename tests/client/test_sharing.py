@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from smtp_nb import SMTP
+import pytest
+
+from smtp_nb import SMTP, SMTPConnectTimeoutError, SMTPException, SMTPServerDisconnected, SMTPTimeoutError
 from tests.conftest import client_for
 
 
@@ -103,3 +105,83 @@ async def test_gathered_sessions_on_clones_run_side_by_side(server):
 
     await asyncio.gather(*(one(c, i) for i, c in enumerate(clients)))
     assert len(server.messages) == 3
+
+
+async def test_a_task_whose_session_ended_cannot_send_on_the_next_one(server):
+    """A's connection times out; B connects; A's next command must not land in B's mail transaction."""
+    client = client_for(server)
+    b_in_transaction = asyncio.Event()
+    a_tried = asyncio.Event()
+
+    async def a() -> BaseException | None:
+        async with client:
+            try:
+                await client.noop(timeout=0)  # expires at once: A's connection is closed
+            except SMTPTimeoutError:
+                pass
+            await b_in_transaction.wait()
+            try:
+                await client.rcpt("eve@example.com")
+            except SMTPServerDisconnected as exc:
+                return exc
+            finally:
+                a_tried.set()
+        return None
+
+    async def b() -> None:
+        async with client:
+            await client.mail("bob@example.com")
+            await client.rcpt("carol@example.com")
+            b_in_transaction.set()
+            await a_tried.wait()
+            await client.data("Subject: for carol only\r\n\r\nprivate\r\n")
+
+    refused, _ = await asyncio.gather(a(), b())
+    assert isinstance(refused, SMTPServerDisconnected) and "another task's session" in str(refused)
+    assert [list(m.rcpt_tos) for m in server.messages] == [["carol@example.com"]]
+
+
+async def test_gathered_sessions_on_a_connection_opened_by_a_finished_task_take_turns(server):
+    client = client_for(server)
+    await asyncio.ensure_future(client.connect())  # the opener is gone (a notebook's loop, ensure_future)
+
+    async def one(i: int) -> None:
+        async with client:
+            await asyncio.sleep(0.01 * i)
+            await client.sendmail("ada@example.com", ["bob@example.com"], f"Subject: {i}\r\n\r\nhi\r\n")
+
+    await asyncio.gather(*(one(i) for i in range(3)))
+    assert len(server.messages) == 3 and not client.is_connected
+
+
+async def test_tasks_started_inside_a_session_share_it(server):
+    """A parent holding the session waits for children that use ``async with``: they share it, none closes it."""
+    client = client_for(server, timeout=5)
+
+    async def child(i: int) -> None:
+        async with client:
+            await client.sendmail("ada@example.com", [f"r{i}@example.com"], f"Subject: {i}\r\n\r\nhi\r\n")
+
+    async with client:
+        mine = client.get_transport_info("sockname")
+        await asyncio.wait_for(asyncio.gather(*(child(i) for i in range(3))), 5)
+        assert client.get_transport_info("sockname") == mine and (await client.noop()).code == 250
+        with pytest.raises(SMTPException, match="already connected"):
+            await asyncio.ensure_future(client.connect())  # a child connecting again refuses, never waits
+    assert len(server.messages) == 3 and not client.is_connected
+
+
+async def test_waiting_for_another_tasks_session_is_bounded_by_the_timeout(server):
+    client = client_for(server)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with client:
+            await release.wait()
+
+    holding = asyncio.ensure_future(holder())
+    await asyncio.sleep(0.05)
+    with pytest.raises(SMTPConnectTimeoutError, match=r"another task's session on this client stayed open.*clone\(\)"):
+        await client.connect(timeout=0.2)
+    release.set()
+    await holding

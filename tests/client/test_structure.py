@@ -112,3 +112,21 @@ def test_one_mail_and_one_rcpt_builder():
             )
         ]
         assert builders == ["protocol"], command
+
+
+def test_the_option_names_agree_in_the_options_the_attributes_and_the_constructor():
+    """ConnectOptions holds the options; SMTP shows each as an attribute and takes each in its constructor.
+
+    The three lists are written out for readers and type checkers; this keeps them one list.
+    """
+    import dataclasses
+    import inspect
+
+    from smtp_nb import SMTP
+    from smtp_nb.client.options import ConnectOptions
+    from smtp_nb.client.smtp import _Option
+
+    fields = {f.name for f in dataclasses.fields(ConnectOptions)}
+    attributes = {name for name, value in vars(SMTP).items() if isinstance(value, _Option)}
+    parameters = set(inspect.signature(SMTP.__init__).parameters) - {"self", "on_transcript"}
+    assert fields == attributes == parameters
