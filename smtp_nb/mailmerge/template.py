@@ -147,7 +147,7 @@ class _Header:
     literal: bool = False  # no Jinja syntax in the value
     #: The template's own structure of an address header, by the kind of each field's value (see ``_kinds``):
     #: rows alike in kind share it, so it is rendered once per kind, not once per row.
-    shapes: dict[tuple[Any, ...], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    shapes: dict[tuple[Any, ...], tuple[int, str]] = dataclasses.field(default_factory=dict)
     #: A header with no Jinja syntax at all renders the same for every row: its value and mailboxes, once valid.
     constant: tuple[str, list[tuple[str, str]] | None] | None = None
 
@@ -375,13 +375,16 @@ class MergeTemplate:
         if actual != shape:
             suspects = [f for f in sorted(header.fields) if _holds_address_syntax(row.get(f))]
             named = ", ".join(suspects or sorted(header.fields))
+            if actual[0] != shape[0]:
+                what = f"would hold {actual[0]} address(es) where the template puts {shape[0]}"
+            else:
+                what = f"would hold the address syntax {actual[1]!r} where the template puts {shape[1]!r}"
             problems.append(
                 Problem(
                     number,
                     named,
-                    f"the {header.name} header would hold {actual[0]} address(es) and {actual[1]} <...> where the "
-                    f"template puts {shape[0]} and {shape[1]}: "
-                    f"a row's values cannot add or remove recipients (write {{{{ email | mailbox(name) }}}})",
+                    f"the {header.name} header {what}: a row's values cannot add, remove or replace recipients "
+                    f"(write {{{{ email | mailbox(name) }}}}, which quotes the name)",
                 )
             )
             return None
@@ -392,7 +395,7 @@ class MergeTemplate:
             return None
 
     @staticmethod
-    def _shape(header: _Header, context: Mapping[str, Any]) -> tuple[int, int]:
+    def _shape(header: _Header, context: Mapping[str, Any]) -> tuple[int, str]:
         """The structure the template itself gives ``header``: rendered with each field's value as a plain word."""
         kinds = tuple(_kind(context.get(f)) for f in header.sorted_fields)
         shape = header.shapes.get(kinds)
@@ -541,37 +544,52 @@ def _holds_address_syntax(value: Any) -> bool:
     return any(isinstance(i, str) and (any(c in _ADDRESS_SYNTAX for c in i) or i.count("@") > 1) for i in items)
 
 
-def _structure(value: str) -> tuple[int, int]:
-    """An address-list value's structure alone: (mailboxes, <angle-addr>s), from commas, groups, quotes and <>."""
-    count, text, quoted, angle, comment, escaped, angles = 0, False, False, False, 0, False, 0
+def _structure(value: str) -> tuple[int, str]:
+    """An address-list value's structure alone: its mailboxes, and the syntax that separates them.
+
+    The syntax is every character that builds an address list (``, ; : ( ) < > \\``), in order,
+    outside quoted strings and ``<...>``: a value may change the words, never the structure, so a
+    display name cannot end in ``>`` (or ``:``, ``)``) and turn the real address into a comment.
+    """
+    count, text, quoted, angle, comment, escaped = 0, False, False, False, 0, False
+    syntax: list[str] = []
     for char in value:
         if escaped:
             escaped = False
         elif char == "\\":
             escaped = True
+            if not quoted and not angle:
+                syntax.append(char)
         elif quoted:
             quoted = char != '"'
+        elif angle:  # inside <...>: the address itself, parsed later; only its end is structure
+            if char == ">":
+                angle = False
+                syntax.append(char)
         elif comment:
-            comment += {"(": 1, ")": -1}.get(char, 0)
+            if char in "()":
+                comment += 1 if char == "(" else -1
+                syntax.append(char)
         elif char == '"':
             quoted = text = True
         elif char == "(":
             comment = 1
+            syntax.append(char)
         elif char == "<":
             angle = text = True
-            angles += 1
-        elif char == ">":
-            angle = False
-        elif angle:
-            continue
+            syntax.append(char)
+        elif char in ">)":  # closing what was never opened
+            syntax.append(char)
         elif char in ",;":
             count += text
             text = False
+            syntax.append(char)
         elif char == ":":
             text = False  # a group's name: its members follow
+            syntax.append(char)
         elif not char.isspace():
             text = True
-    return count + text, angles
+    return count + text, "".join(syntax)
 
 
 def _one_per_column(problems: list[Problem]) -> list[Problem]:

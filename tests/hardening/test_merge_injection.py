@@ -144,7 +144,8 @@ SIMPLE = "From: a@example.com\nTo: {{ name }} <{{ email }}>\nSubject: hi\n\n{{ b
 )
 def test_fields_cannot_add_recipients_alone_or_together(row, fields):
     with pytest.raises(
-        RowError, match=r"would hold \d address\(es\) and \d <...> where the template puts 1 and 1"
+        RowError,
+        match=r"would hold (\d address\(es\) where the template puts 1|the address syntax '.*' where the)",
     ) as info:
         MergeTemplate(SIMPLE).render(row, 1)
     assert info.value.problems[0].column == fields
@@ -290,3 +291,39 @@ def test_a_large_preview_says_how_many_rows_have_attachments(tmp_path):
     )
     assert len(preview.attachments) == 1000 and preview.attachment_rows == 1200
     assert "Attachments of every row (the first 1,000 of 1,200 rows):" in repr(preview)
+
+
+@pytest.mark.parametrize(
+    "name", ["evil@attacker.example>", "evil@attacker.example:", "x (", "x)", "x\\", "a <b@c.example> x"]
+)
+@pytest.mark.parametrize("header", ["To", "Cc", "From"])
+def test_a_display_name_cannot_replace_the_rows_address(header, name):
+    """``Name <email>`` written plainly: a name that would turn the real address into a comment is refused."""
+    lines = {
+        "From": "From: {{ name }} <{{ email }}>\nTo: to@example.com",
+        "To": "From: a@example.com\nTo: {{ name }} <{{ email }}>",
+    }
+    lines["Cc"] = "From: a@example.com\nTo: to@example.com\nCc: {{ name }} <{{ email }}>"
+    with pytest.raises(RowError, match="cannot add, remove or replace recipients"):
+        MergeTemplate(lines[header] + "\n\nx\n").render({"name": name, "email": "bo@example.com"}, 1)
+    quoted = MergeTemplate(lines[header].replace("{{ name }} <{{ email }}>", "{{ email | mailbox(name) }}") + "\n\nx\n")
+    rendered = quoted.render({"name": name, "email": "bo@example.com"}, 1)  # the filter quotes the name: safe
+    sent = email.message_from_bytes(rendered.to_bytes(), policy=email.policy.default)
+    assert [a.addr_spec for a in sent[header].addresses] == ["bo@example.com"]
+    assert (rendered.sender if header == "From" else rendered.recipients[-1]) == "bo@example.com"
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(st.characters(blacklist_categories=("Cs",)), max_size=30))
+def test_whatever_the_name_the_mail_goes_to_the_rows_address_or_nowhere(name):
+    template = MergeTemplate(
+        "From: {{ name }} <{{ email }}>\nTo: {{ name }} <{{ email }}>\nCc: {{ first }} {{ name }} <{{ email }}>\n\nx\n"
+    )
+    try:
+        rendered = template.render({"name": name, "first": name[::-1], "email": "bo@example.com"}, 1)
+    except RowError:
+        return
+    assert rendered.sender == "bo@example.com" and rendered.recipients == ["bo@example.com", "bo@example.com"]
+    sent = email.message_from_bytes(rendered.to_bytes(), policy=email.policy.default)
+    for header in ("From", "To", "Cc"):
+        assert [a.addr_spec for a in sent[header].addresses] == ["bo@example.com"], (header, sent[header])
