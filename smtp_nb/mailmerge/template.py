@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -40,7 +40,7 @@ MAX_ATTACHMENTS = 100
 #: Link targets the HTML part may hold.
 _URL_SCHEMES = frozenset({"http", "https", "mailto", "cid"})
 #: Markdown's syntax characters: escaped with a backslash in row values so that they render as written.
-_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|])")
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|:=~^])")
 #: Characters that build address lists; a field holding one may be changing the header's structure.
 _ADDRESS_SYNTAX = frozenset(',;<>"():\\[]')
 #: Where no attachment may come from, wherever a symlink points.
@@ -104,13 +104,15 @@ def _mailbox(address: Any, name: Any = "") -> str:
     return f'"{email.utils.quote(name)}" <{address}>' if name else address
 
 
-def _environment(html: bool, loader: jinja2.BaseLoader | None) -> jinja2.Environment:
+def _environment(
+    html: bool, loader: jinja2.BaseLoader | None, finalize: Callable[[Any], Any] | None = None
+) -> jinja2.Environment:
     """The sandbox: templates call no Python they were not given, and read no file unless ``loader`` says so."""
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=html,
         keep_trailing_newline=True,
-        finalize=_finalize,
+        finalize=finalize or _finalize,
         loader=loader,
     )
     env.filters["mailbox"] = _mailbox
@@ -217,6 +219,12 @@ class MergeTemplate:
                 self.headers.append(_Header(name, compiled, _fields(text_env, value, 0), 0, "{" not in value))
         body_line = layout.body_line + skipped
         self.body = self._compile(text_env, layout.body, body_line)
+        #: The body again for the Markdown-to-HTML part: every value it prints renders literally.
+        self.markdown_body = (
+            self._compile(_environment(False, loader, finalize=_markdown_literal), layout.body, body_line)
+            if markdown
+            else None
+        )
         self.html = self._compile(html_env, html, 0) if html is not None else None
         self.fields = frozenset().union(
             *(h.fields for h in self.headers),
@@ -313,7 +321,8 @@ class MergeTemplate:
             images = InlineImages(self.attachments_root)
             html = self._render_part(self.html, {**context, _IMAGES: images}, number, "html", problems)
         elif self.markdown and body is not None:
-            html = _markdown(self._render_part(self.body, _markdown_escaped(context), number, "body", problems) or "")
+            assert self.markdown_body is not None
+            html = _markdown(self._render_part(self.markdown_body, context, number, "body", problems) or "")
         if html is not None:
             if self.inline_css:
                 try:
@@ -612,14 +621,13 @@ def _fields(env: jinja2.Environment, source: str | None, offset: int) -> frozens
         raise TemplateError(f"line {(exc.lineno or 1) + max(offset - 1, 0)}: {exc.message}") from None
 
 
-def _markdown_escaped(context: Mapping[str, Any]) -> dict[str, Any]:
-    """Field values as data for the Markdown-to-HTML part: HTML escaped, Markdown syntax backslash-escaped."""
+def _markdown_literal(value: Any) -> str:
+    """Jinja's ``finalize`` for the Markdown part: whatever a ``{{ ... }}`` prints (a field, a joined list,
+    an object's ``str``) is text, HTML escaped and with Markdown's syntax as character references."""
     import html
 
-    return {
-        k: _MARKDOWN_SYNTAX.sub(r"\\\1", html.escape(v, quote=False)) if isinstance(v, str) else v
-        for k, v in context.items()
-    }
+    text = html.escape(str(_finalize(value)), quote=False)
+    return _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m[1])};", text)
 
 
 def _markdown(text: str) -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import html as _html
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -208,6 +210,37 @@ def test_markdown_in_a_row_value_renders_literally(value):
     assert html is not None
     assert 'href="javascript' not in html and "<img" not in html
     assert '<a href="https://example.com/">our site</a>' in html  # the template's own link stays as written
+
+
+class _Shown:
+    def __str__(self) -> str:
+        return "[pay here](https://phish.example/)"
+
+
+@pytest.mark.parametrize(
+    ("body", "row"),
+    [
+        (
+            "Courses: {{ courses | join(', ') }}\n",
+            {"courses": ["![](http://tracker.example/p.gif)", "[x](http://phish.example/)"]},
+        ),
+        ("Courses: {{ courses }}\n", {"courses": ["<img src=http://tracker.example/raw.gif>"]}),
+        ("{{ thing }}\n", {"thing": _Shown()}),
+        ("{{ name }}\n", {"name": "Term\n: a definition"}),
+        ("{{ name }}\n", {"name": "A heading\n==="}),
+        ("{{ name }}\n", {"name": "~~struck~~ <b>bold</b> &amp;"}),
+    ],
+)
+def test_whatever_a_value_is_its_markdown_renders_literally(body, row):
+    """Lists, objects and every Markdown construct: what a value prints is text in the HTML part."""
+    rendered = MergeTemplate("From: a@example.com\nTo: b@example.com\n\n" + body, markdown=True).render(row, 1)
+    html = rendered.html or ""
+    for tag in ("<a ", "<img", "<dl", "<dd", "<h1", "<del", "<s>", "<b>"):
+        assert tag not in html, (tag, html)
+    text = re.sub(r"<[^>]+>", "", html)
+    shown = {k: ", ".join(v) if isinstance(v, list) else str(v) for k, v in row.items()}
+    for value in shown.values():  # every word of the value is there, as text
+        assert all(word in _html.unescape(text) for word in value.split()), (value, html)
 
 
 def test_the_html_part_keeps_only_safe_link_targets():
