@@ -97,6 +97,13 @@ def _advice(path: str, error: BaseException) -> str:
     return f"the journal {path} cannot be used ({error}): check the file, or give another --journal"
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (it does itself on a full disk, and a second
+    ROLLBACK would then fail with "no transaction is active" and hide why)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _switch_to_wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
     """``PRAGMA journal_mode=WAL``, retried: SQLite answers "database is locked" at once, without its busy
     handler, when another process is switching the same new file at that moment."""
@@ -158,7 +165,7 @@ class Journal:
                                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    _rollback(db)
                     raise
                 if not memory:
                     found = os.stat(self.path)
@@ -393,7 +400,7 @@ class Journal:
                     )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
         self._pending.clear()
         return claimed
@@ -453,7 +460,7 @@ class Journal:
                 db.executemany(_RECORD, self._pending)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
         self._pending.clear()
 

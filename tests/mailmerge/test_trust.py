@@ -149,6 +149,37 @@ def test_a_read_only_or_full_journal_is_named(tmp_path):
                               fingerprint="", run=1)  # fmt: skip
 
 
+@pytest.fixture
+def small_disk(tmp_path: Any) -> Any:
+    """A real 160 KiB file system (tmpfs): SQLite meets ENOSPC, and rolls back on its own."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.fail(f"mounting a small tmpfs needs root (CI runs as root): {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_really_full_disk_is_named_and_loses_nothing(server, small_disk, tmp_path):
+    """ENOSPC mid-run: one line saying the disk is full; on a disk with room the rerun sends only the rest."""
+    rows = [{**row, "id": f"{i}-" + "k" * 900} for i, row in enumerate(people(400))]
+    journal = small_disk / "j.sqlite"
+    with pytest.raises(JournalError, match=r"disk holding the journal .*j\.sqlite is full: free some space") as info:
+        smtp_nb.merge_sync(TEMPLATE, rows, send=True, key="id", **options(server, tmp_path, journal=journal))
+    assert "\n" not in str(info.value)
+    first = len(server.messages)
+    assert 0 < first < len(rows)
+    moved = tmp_path / "moved.sqlite"
+    with Journal(journal) as full, Journal(moved) as roomy:  # the user frees space: here, the journal moves
+        full.db.backup(roomy.db)
+    result = smtp_nb.merge_sync(TEMPLATE, rows, send=True, key="id", **options(server, tmp_path, journal=moved))
+    assert all(n == 1 for n in deliveries(server).values()) and len(deliveries(server)) == len(rows)
+    assert result.counts["accepted"] + result.counts["skipped"] == len(rows) and result.counts["unknown"] == 0
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 async def test_a_journal_deleted_or_replaced_during_the_run_stops_it(server, tmp_path, how):
     path = tmp_path / "journal.sqlite"
