@@ -81,14 +81,11 @@ def _with_embedded(options: dict[str, Any]) -> dict[str, Any]:
     module = sys.modules.get("smtp_nb.notebook.session")  # not imported: no session, no embedded server
     if "embedded" in options or module is None:
         return options
-    server = module.get_session().server
     client = options.get("client")
     target = options.get("smtp") or {}
     host = client.hostname if client is not None else target.get("hostname")
     port = client.port if client is not None else target.get("port")
-    if server is not None and server.running and (host, port) == (server.host, server.port):
-        return {**options, "embedded": True}
-    return options
+    return {**options, "embedded": True} if module.get_session().reaches_embedded(host, port) else options
 
 
 def session() -> Any:

@@ -22,6 +22,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import inspect
+import ipaddress
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -255,6 +256,18 @@ class Session:
         return ClientProxy(self, name or self.current or DEFAULT_NAME)
 
     # -- the embedded server ---------------------------------------------------------
+
+    def reaches_embedded(self, hostname: str | None, port: int | None) -> bool:
+        """True if ``hostname:port`` is the running embedded server, by whatever loopback name it is reached."""
+        server = self.server
+        if server is None or not server.running or port != server.port:
+            return False
+        if hostname in (None, "localhost", server.host):
+            return True
+        try:
+            return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
     def start_server(self, **options: Any) -> LocalServer:
         """Start the embedded server (``options`` as for ``smtp_nb.server.LocalServer``) unless it runs."""

@@ -6,6 +6,7 @@ import pandas
 import pytest
 from IPython.core.error import UsageError
 
+import smtp_nb
 from smtp_nb.mailmerge import MergePreview, MergeResult, MergeValidationError
 from smtp_nb.notebook.errors import MessageError
 from tests.notebook.conftest import run, shown
@@ -145,6 +146,25 @@ def test_a_rehearsal_on_the_embedded_server_then_the_real_one_sends_everyone(ip,
     real, _ = run(ip, cell("students --send", journal))
     assert (real.counts["accepted"], real.counts["skipped"]) == (3, 0)
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"s{i}@example.com" for i in range(3)]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_embedded_server_reached_by_its_address_is_a_rehearsal_too(ip, server, tmp_path, host):
+    """%smtp_connect HOST:PORT to the embedded server, or smtp_nb.merge with its options: still a rehearsal."""
+    ip.user_ns["students"] = students(3)
+    journal = tmp_path / "j.sqlite"
+    embedded = ip.run_line_magic("smtp_server", "")
+    run(ip, f"%smtp_connect {host}:{embedded.port} --name by-address")
+    rehearsal, _ = run(ip, cell("students --send --name by-address", journal))
+    assert "3 rehearsed on the embedded server" in rehearsal.summary()
+    by_api = smtp_nb.merge_sync(
+        TEMPLATE, students(3), send=True, campaign="api", journal=journal, progress=False,
+        smtp={"hostname": host, "port": embedded.port, "start_tls": False},
+    )  # fmt: skip
+    assert {r["status"] for r in by_api.rows()} == {"rehearsed"}
+    run(ip, f"%smtp_connect 127.0.0.1:{server.port} --name real")
+    real, _ = run(ip, cell("students --send --name real", journal))
+    assert real.counts["accepted"] == 3 and len(server.messages) == 3
 
 
 def test_in_a_kernel_the_progress_bar_ends_as_a_static_line(tmp_path, monkeypatch):

@@ -183,7 +183,8 @@ class MergeMagics(SessionMagics):
         has_connection = name is not None or self.session.current is not None
         if not options.send and not has_connection:
             return merge_sync(template, rows, options=options, progress=False)
-        embedded = self.session.get(name).embedded
+        conn = self.session.get(name)
+        embedded = conn.embedded or self.session.reaches_embedded(conn.client.hostname, conn.client.port)
         progress, finish = self._progress() if options.send else (None, _no_summary)
 
         async def operation(client: SMTP) -> Any:
