@@ -147,9 +147,12 @@ class _Header:
     fields: frozenset[str]
     line: int
     literal: bool = False  # no Jinja syntax in the value
+    #: The template as ``_shape`` renders it: the fields its conditions test keep their real values there.
+    shape_template: jinja2.Template | None = None
+    tested: tuple[str, ...] = ()
     #: The template's own structure of an address header, by the kind of each field's value (see ``_kinds``):
     #: rows alike in kind share it, so it is rendered once per kind, not once per row.
-    shapes: dict[tuple[Any, ...], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    shapes: dict[Any, tuple[int, str]] = dataclasses.field(default_factory=dict)
     #: A header with no Jinja syntax at all renders the same for every row: its value and mailboxes, once valid.
     constant: tuple[str, list[tuple[str, str]] | None] | None = None
 
@@ -211,12 +214,10 @@ class MergeTemplate:
         self.headers: list[_Header] = []
         for name, value, number in layout.headers:
             line = number + skipped
-            compiled = self._compile(text_env, value, line)
-            self.headers.append(_Header(name, compiled, _fields(text_env, value, line), line, "{" not in value))
+            self.headers.append(self._header(text_env, name, value, line))
         for name, value in (defaults or {}).items():
             if not any(h.name.lower() == name.lower() for h in self.headers):
-                compiled = self._compile(text_env, value, 0)
-                self.headers.append(_Header(name, compiled, _fields(text_env, value, 0), 0, "{" not in value))
+                self.headers.append(self._header(text_env, name, value, 0))
         body_line = layout.body_line + skipped
         self.body = self._compile(text_env, layout.body, body_line)
         #: The body again for the Markdown-to-HTML part: every value it prints renders literally.
@@ -239,6 +240,13 @@ class MergeTemplate:
             raise TemplateError("the template has no To, Cc or Bcc header: whom should each message go to?")
         if "from" not in names:
             raise TemplateError("the template has no From header")
+
+    def _header(self, env: jinja2.Environment, name: str, value: str, line: int) -> _Header:
+        fields = _fields(env, value, line)
+        header = _Header(name, self._compile(env, value, line), fields, line, "{" not in value)
+        if name.lower() in ADDRESS_HEADERS and fields:
+            header.shape_template, header.tested = _shape_template(env, value, fields)
+        return header
 
     def _compile(self, env: jinja2.Environment, source: str, offset: int) -> jinja2.Template:
         def line_of(lineno: int | None) -> int:
@@ -407,12 +415,20 @@ class MergeTemplate:
     def _shape(header: _Header, context: Mapping[str, Any]) -> tuple[int, str]:
         """The structure the template itself gives ``header``: rendered with each field's value as a plain word."""
         kinds = tuple(_kind(context.get(f)) for f in header.sorted_fields)
-        shape = header.shapes.get(kinds)
+        tested = tuple(context.get(f) for f in header.tested)
+        key: tuple[Any, ...] | None = (kinds, tested)
+        try:
+            shape = header.shapes.get(key)
+        except TypeError:  # a tested value that cannot be a key (a list): worked out for this row alone
+            key, shape = None, None
         if shape is None:
-            shape = _structure(_render(header.template, _tokens(context, header.fields)))
-            if len(header.shapes) >= 256:  # rows of ever new kinds (numbers used in the header): bounded
-                header.shapes.clear()
-            header.shapes[kinds] = shape
+            shown = _tokens(context, header.fields)
+            shown.update((_TESTED + f, v) for f, v in zip(header.tested, tested, strict=True))
+            shape = _structure(_render(header.shape_template or header.template, shown))
+            if key is not None:
+                if len(header.shapes) >= 256:  # rows of ever new kinds (numbers used in the header): bounded
+                    header.shapes.clear()
+                header.shapes[key] = shape
         return shape
 
     def _bad_address(
@@ -521,6 +537,31 @@ def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
     except Exception:
         template.environment.handle_exception()
         raise  # handle_exception always raises (the error with the template's own traceback)
+
+
+#: Prefix of the names under which a shape template's conditions see the real values of the fields they test.
+_TESTED = "smtp_nb_tested_"
+
+
+def _shape_template(
+    env: jinja2.Environment, source: str, fields: frozenset[str]
+) -> tuple[jinja2.Template, tuple[str, ...]]:
+    """The header's template for finding its own structure, and the fields its conditions test.
+
+    ``_shape`` prints every field as a plain word, so that no value's syntax can count as the
+    template's; but ``{% if grade == "F" %}dean@example.com{% endif %}`` must still decide as the
+    row would. So the tests of ``{% if %}`` and ``... if ... else ...`` read the real values, under
+    other names; what is printed, loops over lists included, stays the words.
+    """
+    tree = env.parse(source)
+    tested: set[str] = set()
+    for node in tree.find_all((jinja2.nodes.If, jinja2.nodes.CondExpr)):
+        test: jinja2.nodes.Node = node.test  # type: ignore[attr-defined]  # If and CondExpr both have one
+        for name in test.find_all(jinja2.nodes.Name):
+            if name.ctx == "load" and name.name in fields:
+                tested.add(name.name)
+                name.name = _TESTED + name.name
+    return env.from_string(tree), tuple(sorted(tested))
 
 
 def _tokens(context: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:

@@ -103,6 +103,29 @@ def test_one_template_checks_each_row_whatever_the_rows_before_it():
     assert len(template.render(ok[1], 10).recipients) == 2
 
 
+def test_a_header_may_depend_on_a_columns_value():
+    """``{% if grade == "F" %}`` decides as the row would; what the header prints still cannot add recipients."""
+    template = MergeTemplate(
+        "From: office@example.com\nTo: {{ email }}\n"
+        'Cc: {% if grade == "F" %}dean@example.com{% endif %}'
+        '{{ ", " + tutor if tutor else "" }}\n\nx'
+    )
+    cases = [
+        ("A", "", []),
+        ("F", "", ["dean@example.com"]),
+        ("F", "t@example.com", ["dean@example.com", "t@example.com"]),
+    ]
+    for number, (grade, tutor, cc) in enumerate(cases * 2, 1):
+        rendered = template.render({"email": "s@example.com", "grade": grade, "tutor": tutor}, number)
+        assert rendered.recipients == ["s@example.com", *cc]
+    with pytest.raises(RowError, match="cannot add, remove or replace recipients"):
+        template.render({"email": "s@example.com", "grade": "F", "tutor": "t@example.com, evil@example.com"}, 9)
+    with pytest.raises(RowError, match="cannot add, remove or replace recipients"):
+        MergeTemplate('From: a@example.com\nTo: {% if email != "x" %}{{ email }}{% endif %}\n\nx').render(
+            {"email": "s@example.com, evil@example.com"}, 1
+        )
+
+
 def test_a_constant_header_that_is_wrong_is_every_rows_problem():
     template = MergeTemplate("From: office(at)example\nTo: {{ email }}\n\nx")
     for number in (1, 2):
