@@ -182,6 +182,8 @@ class Journal:
         """The journal at ``path`` opened read-only, or None if there is none (a preview creates no file)."""
         if os.fspath(path) == ":memory:" or not os.path.exists(path):
             return None
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return None  # an empty file (touched, or made by SQLite and never written): nothing recorded yet
         return cls(path, readonly=True)
 
     @contextlib.contextmanager

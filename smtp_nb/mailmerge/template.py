@@ -501,9 +501,14 @@ class MergeTemplate:
         if ".." in re.split(r"[\\/]", path):
             return f"attachment {path!r} leads out of the attachments folder {root} ('..')"
         real = os.path.realpath(os.path.join(root, path))
-        if not real.startswith(root.rstrip(os.sep) + os.sep) or real.startswith(_SYSTEM_TREES):
+        if not real.startswith(root.rstrip(os.sep) + os.sep) or _in_system_tree(real):
             return f"attachment {path!r} leads out of the attachments folder {root} (a symbolic link)"
         return _regular_file(real, path)
+
+
+def _in_system_tree(real: str) -> bool:
+    """``/proc``, ``/sys``, ``/dev`` or below them (not ``/devel`` or ``/processed``)."""
+    return any(real == tree or real.startswith(tree + os.sep) for tree in _SYSTEM_TREES)
 
 
 def _regular_file(real: str, shown: str) -> Attachment | str:
@@ -513,7 +518,7 @@ def _regular_file(real: str, shown: str) -> Attachment | str:
         return f"attachment {shown!r} does not exist"
     except OSError as exc:
         return f"attachment {shown!r} cannot be looked at ({exc.strerror})"
-    if real.startswith(_SYSTEM_TREES) or not stat.S_ISREG(found.st_mode):
+    if _in_system_tree(real) or not stat.S_ISREG(found.st_mode):
         return f"attachment {shown!r} is not a regular file"
     if not os.access(real, os.R_OK):
         return f"attachment {shown!r} is not readable"

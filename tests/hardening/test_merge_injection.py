@@ -277,6 +277,21 @@ def test_attachments_stay_inside_their_folder(tmp_path, path, said):
     assert info.value.problems[0].column == "files"
 
 
+def test_system_trees_are_whole_folders_not_name_prefixes():
+    from smtp_nb.mailmerge.template import _in_system_tree
+
+    assert all(map(_in_system_tree, ["/proc", "/proc/self/environ", "/dev/null", "/sys/kernel"]))
+    assert not any(map(_in_system_tree, ["/devel/report.pdf", "/processed/a.csv", "/system-data/x", "/"]))
+
+
+def test_a_zero_byte_journal_is_an_empty_one_for_a_preview(tmp_path):
+    (tmp_path / "journal.sqlite").touch()
+    preview = smtp_nb.merge_sync(
+        TEMPLATE, [{"email": "a@example.com", "name": "A", "subject": "s"}], journal=tmp_path / "journal.sqlite"
+    )
+    assert preview.to_send == 1
+
+
 def test_twenty_thousand_attachment_paths_are_refused_before_looking_at_any(tmp_path):
     template = MergeTemplate(
         "From: a@example.com\nTo: b@example.com\n\nx\n", attachments="files", attachments_root=tmp_path
