@@ -111,6 +111,7 @@ def test_template_and_argument_errors(ip, server, tmp_path):
         ("--preview -1", "--preview must be a whole number of at least 0"),
         ("--retry-delay -2", "--retry-delay must be a number of seconds"),
         ("--limit 0", "--limit must be a whole number of at least 1"),
+        ("--attachments-root /nonexistent", "--attachments-root /nonexistent is not a folder"),
     ],
 )
 def test_every_bad_option_is_one_usage_line(ip, tmp_path, options, said):

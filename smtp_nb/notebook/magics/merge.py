@@ -155,6 +155,11 @@ class MergeMagics(SessionMagics):
             )
         except ValueError as exc:
             raise UsageError(f"%%smtp_merge: {_in_option_words(str(exc))}; see %%smtp_merge --help") from None
+        if args.attachments_root is not None and not os.path.isdir(args.attachments_root):
+            raise UsageError(
+                f"%%smtp_merge: --attachments-root {args.attachments_root} is not a folder; give the folder "
+                "the attachment paths are inside"
+            )
         try:
             template = options.template(cell)
         except (TemplateError, ValueError) as exc:
