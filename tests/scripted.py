@@ -137,7 +137,6 @@ class ScriptedServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def start(self) -> ScriptedServer:
         self._loop = asyncio.new_event_loop()
@@ -152,9 +151,6 @@ class ScriptedServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         peer = Peer(self, reader, writer)
         try:
             await self.script(peer)
@@ -165,7 +161,6 @@ class ScriptedServer:
         except Exception as exc:  # reported by the test through .errors
             self.errors.append(exc)
         finally:
-            self._tasks.discard(task)
             writer.close()
             try:
                 await writer.wait_closed()
@@ -180,9 +175,12 @@ class ScriptedServer:
         async def shutdown() -> None:
             assert self._server is not None
             self._server.close()
-            for task in list(self._tasks):
+            # Every other task of this loop is a connection's, including one accepted but not yet started;
+            # one left pending would be destroyed with the loop.
+            handlers = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in handlers:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*handlers, return_exceptions=True)
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
