@@ -155,10 +155,14 @@ def parse_address(text: str, *, allow_empty: bool = False) -> str:
             domain = domain_part
         else:
             local, domain = mailbox, None
+            if local.lower() != "postmaster":  # said first: "(at)" in 'edsger(at)example' is not the problem
+                raise _problem(text, "it has no '@domain' (only <postmaster> may go without a domain)")
         if not local:
             raise _problem(text, "the local part before '@' is empty")
         if not _slow("dot_string").fullmatch(local) or any(c.isspace() for c in local):
             offending = sorted({c for c in local if not _slow("dot_string").fullmatch(c) or c.isspace()})
+            if offending == ["@"]:
+                raise _problem(text, "it has more than one '@' (an '@' in the local part needs quotes)")
             raise _problem(
                 text,
                 f"the local part {local!r} holds {''.join(offending)!r}, which is "

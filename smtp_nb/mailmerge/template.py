@@ -43,6 +43,8 @@ _URL_SCHEMES = frozenset({"http", "https", "mailto", "cid"})
 _MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|:=~^])")
 #: Characters that build address lists; a field holding one may be changing the header's structure.
 _ADDRESS_SYNTAX = frozenset(',;<>"():\\[]')
+#: What separates or wraps mailboxes: a value holding it may be an attempt to add or replace one.
+_LIST_SYNTAX = frozenset(',;<>":')
 #: Where no attachment may come from, wherever a symlink points.
 _SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
@@ -150,6 +152,8 @@ class _Header:
     #: The template as ``_shape`` renders it: the fields its conditions test keep their real values there.
     shape_template: jinja2.Template | None = None
     tested: tuple[str, ...] = ()
+    #: The fields the header uses as an address: ``{{ email | mailbox(name) }}`` or a bare ``{{ email }}``.
+    address_fields: frozenset[str] = frozenset()
     #: The template's own structure of an address header, by the kind of each field's value (see ``_kinds``):
     #: rows alike in kind share it, so it is rendered once per kind, not once per row.
     shapes: dict[Any, tuple[int, str]] = dataclasses.field(default_factory=dict)
@@ -246,6 +250,7 @@ class MergeTemplate:
         header = _Header(name, self._compile(env, value, line), fields, line, "{" not in value)
         if name.lower() in ADDRESS_HEADERS and fields:
             header.shape_template, header.tested = _shape_template(env, value, fields)
+            header.address_fields = _address_fields(env.parse(value))
         return header
 
     def _compile(self, env: jinja2.Environment, source: str, offset: int) -> jinja2.Template:
@@ -391,6 +396,15 @@ class MergeTemplate:
         actual = _structure(value)
         if actual != shape:
             suspects = [f for f in sorted(header.fields) if _holds_address_syntax(row.get(f))]
+            for field in suspects:  # 'edsger(at)example' as the address: a bad address, not a new structure
+                raw = row.get(field)
+                if field in header.address_fields and isinstance(raw, str) and not _LIST_SYNTAX & set(raw):
+                    try:
+                        parse_address(raw.strip(" \t"))
+                    except ValueError as own:
+                        reason = str(own).partition(": ")[2] or str(own)
+                        problems.append(Problem(number, field, f"{raw!r} is not a valid email address: {reason}"))
+                        return None
             named = ", ".join(suspects or sorted(header.fields))
             if actual[0] != shape[0]:
                 what = f"would hold {actual[0]} address(es) where the template puts {shape[0]}"
@@ -567,6 +581,20 @@ def _shape_template(
                 tested.add(name.name)
                 name.name = _TESTED + name.name
     return env.from_string(tree), tuple(sorted(tested))
+
+
+def _address_fields(tree: jinja2.nodes.Template) -> frozenset[str]:
+    """The fields printed as an address: given to ``mailbox`` first, or the header's only output."""
+    found = {
+        node.node.name
+        for node in tree.find_all(jinja2.nodes.Filter)
+        if node.name == "mailbox" and isinstance(node.node, jinja2.nodes.Name)
+    }
+    outputs = [n for o in tree.find_all(jinja2.nodes.Output) for n in o.nodes]
+    printed = [n for n in outputs if not (isinstance(n, jinja2.nodes.TemplateData) and not n.data.strip())]
+    if len(printed) == 1 and isinstance(printed[0], jinja2.nodes.Name):
+        found.add(printed[0].name)
+    return frozenset(found)
 
 
 def _tokens(context: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:

@@ -172,8 +172,25 @@ def test_the_address_as_typed_and_its_column():
         MergeTemplate(template).render({"name": "Edsger", "email": "edsger(at)example"}, 2)
     (problem,) = info.value.problems
     assert problem.column == "email" and problem.problem.startswith("'edsger(at)example' is not a valid email")
-    with pytest.raises(RowError, match=r"'bo@@example\.com' is not a valid email address"):
+    with pytest.raises(RowError, match=r"'bo@@example\.com' is not a valid email address: it has more than one '@'"):
         MergeTemplate(template).render({"name": "Bo", "email": "bo@@example.com"}, 2)
+
+
+@pytest.mark.parametrize("to", ["{{ email | mailbox(name) }}", "{{ email }}"])
+def test_a_bad_address_with_no_name_is_a_bad_address_not_a_new_structure(to):
+    # Found by a newcomer: with an empty name the address stands bare, so its '()' read as a comment
+    # the template never wrote, and the advice was to write the mailbox filter already written.
+    template = f"From: a@example.com\nTo: {to}\n\nx\n"
+    with pytest.raises(RowError) as info:
+        MergeTemplate(template).render({"name": "", "email": "edsger(at)example"}, 2)
+    (problem,) = info.value.problems
+    assert problem.column == "email"
+    assert problem.problem == "'edsger(at)example' is not a valid email address: it has no '@domain' " + (
+        "(only <postmaster> may go without a domain)"
+    )
+    # A value that separates or wraps mailboxes is still a change of structure, whatever the column.
+    with pytest.raises(RowError, match="would hold 2 address"):
+        MergeTemplate(template).render({"name": "", "email": "<evil@attacker.example>, bo@example.com"}, 2)
 
 
 def test_a_domain_without_a_dot_is_accepted_and_flagged(tmp_path):
