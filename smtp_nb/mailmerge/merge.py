@@ -217,7 +217,9 @@ class _Run:
     pacer: _Pacer
     new: bool  # the campaign had no row in the journal: no row to look up before claiming
     counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("accepted", "refused", "failed", "unknown", "skipped", "retried"), 0)
+        default_factory=lambda: dict.fromkeys(
+            ("accepted", "refused", "failed", "unknown", "skipped", "retried", "skipped_rehearsed"), 0
+        )
     )
     retry_queue: list[_Item] = field(default_factory=list)
     in_flight: int = 0
@@ -356,6 +358,7 @@ class _Run:
         decision = _decide(found, digest, self.destination, self.opts)
         if decision not in ("send", "rehearsed"):
             self.counts["unknown" if decision == "unknown" else "skipped"] += 1
+            self.counts["skipped_rehearsed"] += decision == "skip" and bool(found and found["rehearsal"])
             self.left_unknown += decision == "unknown"
             return None
         message_id = _message_id(self.salt, self.opts.campaign, key, sender)

@@ -109,10 +109,10 @@ class MergePreview:
 
     def summary(self) -> str:
         parts = [f"{self.rows} rows", f"{self.recipients} recipients", f"{self.to_send} to send"]
+        if self.skipped > self.rehearsed:
+            parts.append(f"{self.skipped - self.rehearsed} already accepted (skipped)")
         if self.rehearsed:
-            parts.append(f"{self.rehearsed} so far only rehearsed on the embedded server")
-        if self.skipped:
-            parts.append(f"{self.skipped} already accepted (skipped)")
+            parts.append(f"{self.rehearsed} rehearsed earlier (skipped on the embedded server, sent on a real one)")
         if self.unknown:
             parts.append(f"{self.unknown} with unknown outcome (not resent unless asked)")
         if self.changed:
@@ -211,8 +211,12 @@ class MergeResult:
         for state in ("refused", "failed", "unknown"):
             if c.get(state):
                 parts.append(f"{c[state]} {state}")
-        if c.get("skipped"):
-            parts.append(f"{c['skipped']} skipped (accepted earlier)")
+        rehearsed_earlier = c.get("skipped_rehearsed", 0)
+        if c.get("skipped", 0) > rehearsed_earlier:
+            parts.append(f"{c['skipped'] - rehearsed_earlier} skipped (accepted earlier)")
+        if rehearsed_earlier:
+            again = "; --campaign NEW rehearses them again" if self.rehearsal else ""
+            parts.append(f"{rehearsed_earlier} skipped (rehearsed earlier, message unchanged{again})")
         if c.get("retried"):
             parts.append(f"{c['retried']} retries")
         text = f"Merge {self.campaign!r}: " + ", ".join(parts)

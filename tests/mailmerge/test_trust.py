@@ -39,6 +39,25 @@ async def test_a_rehearsal_never_counts_as_sent_to_a_real_server(server, tmp_pat
     assert again.counts["skipped"] == 4 and len(server.messages) == 4
 
 
+async def test_a_second_rehearsal_says_what_it_skipped_and_how_to_rehearse_again(server, tmp_path):
+    # Found by a newcomer: "2 skipped (accepted earlier)" after rows that had only been rehearsed.
+    with LocalServer() as embedded:
+        await smtp_nb.merge(TEMPLATE, people(2), send=True, embedded=True, **options(embedded, tmp_path))
+        preview = await smtp_nb.merge(TEMPLATE, people(3), embedded=True, **options(embedded, tmp_path))
+        again = await smtp_nb.merge(TEMPLATE, people(3), send=True, embedded=True, **options(embedded, tmp_path))
+    assert "1 to send, 2 rehearsed earlier (skipped on the embedded server, sent on a real one)" in preview.summary()
+    assert "already accepted" not in preview.summary()
+    assert again.summary().startswith(
+        "Merge 'default': 1 rehearsed on the embedded server, "
+        "2 skipped (rehearsed earlier, message unchanged; --campaign NEW rehearses them again). Journal: "
+    )
+    real = await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))
+    assert real.counts["accepted"] == 3 and "skipped" not in real.summary()
+    assert (await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))).summary().startswith(
+        "Merge 'default': 0 accepted, 3 skipped (accepted earlier). Journal: "
+    )
+
+
 async def test_another_real_server_stops_before_sending_with_two_ways_on(server, tmp_path):
     await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))
     with LocalServer() as other:
