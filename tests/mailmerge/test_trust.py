@@ -53,9 +53,8 @@ async def test_a_second_rehearsal_says_what_it_skipped_and_how_to_rehearse_again
     )
     real = await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))
     assert real.counts["accepted"] == 3 and "skipped" not in real.summary()
-    assert (await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))).summary().startswith(
-        "Merge 'default': 0 accepted, 3 skipped (accepted earlier). Journal: "
-    )
+    repeated = await smtp_nb.merge(TEMPLATE, people(3), send=True, **options(server, tmp_path))
+    assert repeated.summary().startswith("Merge 'default': 0 accepted, 3 skipped (accepted earlier). Journal: ")
 
 
 async def test_another_real_server_stops_before_sending_with_two_ways_on(server, tmp_path):
