@@ -43,7 +43,8 @@ def describe(counts: Mapping[str, int]) -> str:
     tail = f"{counts.get('accepted', 0)} accepted, {refused} refused, {counts.get('retrying', 0)} retrying"
     if counts.get("unknown"):
         tail += f", {counts['unknown']} unknown"
-    return f"{done(counts)} of {counts.get('total', 0)} done, {rate(counts)}, ETA {_eta(counts)} — {tail}"
+    eta = f", ETA {_eta(counts)}" if done(counts) < counts.get("total", 0) else ""
+    return f"{done(counts)} of {counts.get('total', 0)} done, {rate(counts)}{eta} — {tail}"
 
 
 def terminal_progress(total: int) -> tuple[Progress | None, Callable[[], None]]:

@@ -189,5 +189,5 @@ def test_in_a_kernel_the_progress_bar_ends_as_a_static_line(tmp_path, monkeypatc
     outputs = notebook.cells[2]["outputs"]
     assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     static = [o for o in outputs if o["output_type"] == "display_data"]
-    assert len(static) == 1 and static[0]["data"]["text/plain"].startswith("Merge 'default': 3 rehearsed")
-    assert static[0]["data"]["text/html"].startswith("<div>Merge &#x27;default&#x27;: 3 rehearsed")
+    assert len(static) == 1 and static[0]["data"]["text/plain"].startswith("merge finished in ")
+    assert "3 of 3 done" in static[0]["data"]["text/plain"] and static[0]["data"]["text/html"].startswith("<div>")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import pathlib
+import re
 
 import nbformat
 import pytest
@@ -58,10 +59,15 @@ def test_the_merge_progress_is_replaced_by_static_text_when_the_merge_ends(tmp_p
     outputs = notebook.cells[4].outputs
     kinds = [set(output.get("data", {})) for output in outputs]
     assert all(kind <= {"text/plain", "text/html"} for kind in kinds), kinds
-    assert len(outputs) == 2  # the progress bar, now the summary line, then the result
-    progress = outputs[0].data
-    summary = "Merge 'default': 2 rehearsed on the embedded server. Journal: "
-    assert progress["text/plain"].startswith(summary)
-    assert progress["text/html"].startswith(f"<div>{html.escape(summary)}")
+    assert len(outputs) == 2  # the progress bar, now its last line, then the result
+    progress, result = outputs[0].data, outputs[1].data
+    assert re.fullmatch(
+        r"merge finished in \d+\.\d s: 2 of 2 done, [\d.]+ msg/s — 2 accepted, 0 refused, 0 retrying",
+        progress["text/plain"],
+    )
+    assert progress["text/html"] == f"<div>{html.escape(progress['text/plain'])}</div>"
+    # The outcome is said once: by the result, not repeated where the bar was (found by a newcomer).
+    assert result["text/plain"].startswith("Merge 'default': 2 rehearsed on the embedded server. Journal: ")
+    assert "Merge 'default'" not in progress["text/plain"]
     quiet = notebook.cells[-1].outputs
     assert len(quiet) == 1 and quiet[0].data["text/plain"].startswith("Merge 'quiet'")  # widgets off: no bar at all

@@ -228,13 +228,19 @@ class MergeMagics(SessionMagics):
         box = ipywidgets.HBox([bar, label])
         handle = display(box, display_id=True)
 
+        last: dict[str, int] = {}
+
         def update(counts: dict[str, int]) -> None:
+            last.update(counts)
             bar.max = max(1, counts.get("total", 0))
             bar.value = min(done(counts), bar.max)
             label.value = describe(counts)
 
         def finish(result: Any) -> None:
-            line = result.summary() if isinstance(result, MergeResult) else f"merge stopped: {label.value}"
+            # How the run went (the bar's last words); the result below it says what each row became.
+            seconds = f" in {last.get('elapsed_ms', 0) / 1000:.1f} s" if last else ""
+            said = describe(last) if last else "nothing to send in this run"
+            line = f"merge {'finished' if isinstance(result, MergeResult) else 'stopped'}{seconds}: {said}"
             if handle is not None:
                 handle.update(StaticLine(line))
             box.close()
