@@ -4,6 +4,7 @@ import asyncio
 import collections
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -366,3 +367,16 @@ async def test_validation_errors_read_as_a_table_in_a_terminal(server, tmp_path)
     text = pretty(info.value)
     assert text.splitlines()[0] == "2 problem(s) in 2 row(s); nothing was sent."
     assert "2    grade   no such column in this row" in text and "4    email   'bad address' is not a valid" in text
+
+
+def test_the_readmes_offline_rehearsal_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's merge example, rehearsed on the embedded server: what a newcomer without a server can try."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    first = readme.split("## Mail merge", 1)[1].split("```python\n", 1)[1].split("smtp = smtp_nb.SMTP(", 1)[0]
+    offline = readme.split("<!-- merge-offline -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)  # the journal goes to the current folder
+    exec(compile(first + offline, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("Merge 'default': 2 rehearsed on the embedded server. Journal: ")
+    assert printed[1] == "Your grade, Ada Lovelace"
+    assert (tmp_path / "smtp_nb-journal.sqlite").exists()
