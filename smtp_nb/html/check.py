@@ -15,6 +15,7 @@ import urllib.parse
 from typing import Any
 
 from ..rendering import html_table
+from .text import html_to_text
 
 __all__ = ["GMAIL_CLIP_BYTES", "CheckWarning", "Warnings", "check"]
 
@@ -23,6 +24,15 @@ GMAIL_CLIP_BYTES = 102 * 1024
 
 _REMOTE = re.compile(r"^\s*(https?:|//)", re.IGNORECASE)
 _CSS_URL = re.compile(r"url\(\s*['\"]?\s*(https?:|//)", re.IGNORECASE)
+#: Elements that load an image (or a video's poster) by themselves, and the attributes that name it.
+_MEDIA = frozenset(("img", "source", "picture", "video", "audio", "input", "image"))
+_MEDIA_ATTRIBUTES = ("src", "srcset", "poster", "background", "href", "xlink:href")
+
+
+def _remote(value: str, candidates: bool = False) -> bool:
+    """Whether ``value`` (with ``candidates``: a srcset, ``URL 2x, URL 3x``) loads anything from the network."""
+    urls = [c.split()[0] for c in value.split(",") if c.split()] if candidates else [value]
+    return any(_REMOTE.match(url) for url in urls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +92,8 @@ class _Scan(html.parser.HTMLParser):
             self.stylesheets += 1
         if tag == "img":
             self.no_alt += "alt" not in values
-            self.remote_images += bool(_REMOTE.match(values.get("src", "")))
-        elif "background" in values and _REMOTE.match(values["background"]):
-            self.remote_images += 1
+        if tag in _MEDIA or "background" in values:
+            self.remote_images += any(_remote(values[a], a == "srcset") for a in _MEDIA_ATTRIBUTES if a in values)
         if _CSS_URL.search(values.get("style", "")):
             self.remote_images += 1
         if tag == "a" and values.get("href", "").strip().lower().startswith("http:"):
@@ -214,6 +223,14 @@ def check(message: email.message.EmailMessage | bytes, *, size_limit: int | None
                     "no-plain-text",
                     "the message has no text/plain part; some readers and spam filters need one",
                     "add one: smtp_nb.html.build() makes it from the HTML",
+                )
+            )
+        elif not _text(plain_part).strip() and html_to_text(_text(html_part)).strip():
+            found.append(
+                CheckWarning(
+                    "empty-plain-text",
+                    "the text/plain part is empty though the HTML has text: readers that show it see nothing",
+                    "write the text in the body, or leave it empty in a merge: the text is then made from the HTML",
                 )
             )
     elif plain_part is None:

@@ -25,8 +25,9 @@ import jinja2.meta
 import jinja2.sandbox
 
 from ..client.addresses import parse_address
-from ..html import HTMLMailError, InlineImages
+from ..html import HTMLMailError, InlineImages, html_to_text
 from ..html import inline_css as css_inline
+
 from .errors import TemplateError
 from .layout import header_breaker, parse_layout
 from .wire import Attachment, Rendered, split_addresses
@@ -343,6 +344,8 @@ class MergeTemplate:
                 except HTMLMailError as exc:
                     raise TemplateError(str(exc)) from None
             html = _sanitise(html)
+            if body is not None and not body.strip():  # no text written: the readable text of the HTML
+                body = html_to_text(html)
         attached = self._attachments(row, number, problems)
         rendered = Rendered(headers, addresses, body or "", html, attached, notes, images.parts if images else [])
         if not rendered.recipients and not problems:

@@ -35,6 +35,11 @@ def test_a_clean_message_has_no_warnings():
         ('<img src="https://example.com/pixel.gif" alt="">', "remote-image", "inline_image()"),
         ('<td background="http://example.com/bg.png">x</td>', "remote-image", "inline_image()"),
         ("<div style=\"background: url('//example.com/bg.png')\">x</div>", "remote-image", "inline_image()"),
+        # Found by a review: pixels in srcset, a video's poster, a <picture> source and SVG went unflagged.
+        ('<img srcset="a.png 1x, https://t.example/a.png 2x" alt="a">', "remote-image", "inline_image()"),
+        ('<video poster="https://t.example/p.png"></video>', "remote-image", "inline_image()"),
+        ('<picture><source srcset="https://t.example/s.png"><img alt="b"></picture>', "remote-image", "inline_image"),
+        ('<svg><image href="//t.example/s.png"/></svg>', "remote-image", "inline_image()"),
         ('<a href="http://example.com/r">report</a>', "insecure-link", "https:"),
         ('<img src="cid:nowhere@example.com" alt="x">', "missing-inline-image", "inline_image()"),
     ],
@@ -94,3 +99,12 @@ def test_the_html_form_is_a_table_with_the_advice_escaped():
     assert page.startswith("<div>check: 4 warnings</div><table")
     assert '<th style="text-align:left">what to do</th>' in page
     assert "&lt;script&gt; element" in page and "<script>" not in page
+
+
+def test_an_empty_plain_text_part_beside_html_is_flagged():
+    message = email.message.EmailMessage()
+    for name, value in HEADERS.items():
+        message[name] = value
+    message.set_content("\n")
+    message.add_alternative(CLEAN, subtype="html")
+    assert check(message).codes() == ["empty-plain-text"]

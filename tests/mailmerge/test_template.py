@@ -218,6 +218,18 @@ def test_html_template_css_is_inlined_and_media_queries_stay():
     assert "@media (max-width: 600px)" in rendered.html
 
 
+def test_an_html_merge_with_no_text_written_sends_the_html_as_readable_text():
+    # Found by a review: an empty body sent an empty text/plain part, and the check said nothing.
+    template = MergeTemplate(
+        "From: a@example.com\nTo: {{ email }}\nSubject: s\n\n",
+        html='<p>Hi {{ name }}, see <a href="https://example.com/r">the report</a>.</p>',
+    )
+    message = template.render({"email": "b@example.com", "name": "Bo"}, 1).to_message()
+    plain = message.get_body(("plain",)).get_content()
+    assert plain.strip() == "Hi Bo, see the report (https://example.com/r)."
+    assert message.get_body(("html",)) is not None
+
+
 def test_inline_css_false_keeps_the_style_block_as_written():
     rendered = MergeTemplate(HTML_TEXT, html=STYLED, inline_css=False).render({"email": "b@x.example", "name": "Bo"}, 1)
     assert "<style>p { color: red }" in rendered.html and "<p>Hi Bo</p>" in rendered.html
