@@ -27,7 +27,6 @@ import jinja2.sandbox
 from ..client.addresses import parse_address
 from ..html import HTMLMailError, InlineImages, html_to_text
 from ..html import inline_css as css_inline
-
 from .errors import TemplateError
 from .layout import header_breaker, parse_layout
 from .wire import Attachment, Rendered, split_addresses
