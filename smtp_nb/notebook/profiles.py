@@ -184,7 +184,10 @@ def load_profile(name: str, notebook_folder: str | os.PathLike[str] | None = Non
         raise ProfileError(f"{path} is not valid TOML: {exc}") from None
     for profile, table in profiles.items():  # a password anywhere in the file is refused, whichever profile is used
         if isinstance(table, Mapping):
-            secrets = sorted(_SECRET_KEYS & {k.lower() for k in [*table, *table.get("options", {})]})
+            options = table.get("options", {})
+            if not isinstance(options, Mapping):
+                raise ProfileError(f"{path}: profile {profile!r}: options must be a table [{profile}.options]")
+            secrets = sorted(_SECRET_KEYS & {str(k).lower() for k in [*table, *options]})
             if secrets:
                 raise ProfileError(
                     f"{path}: profile {profile!r} holds {secrets[0]!r}; a password never goes in the profiles "
@@ -213,7 +216,10 @@ def _target(name: str, table: Mapping[str, Any], path: pathlib.Path) -> Target:
         else:
             raise ProfileError("it needs host (or url)")
         if "port" in table:
-            target.options["port"] = int(table["port"])
+            port = table["port"]
+            if isinstance(port, bool) or not isinstance(port, int) and not str(port).isdigit():
+                raise ProfileError("port must be a number (port = 587)")  # the value is not repeated: a password?
+            target.options["port"] = int(port)
         if "tls" in table:
             target.options.pop("start_tls", None)
             target.options.pop("use_tls", None)

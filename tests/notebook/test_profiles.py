@@ -134,6 +134,18 @@ def test_missing_file_and_profile_say_where_they_looked(folders, ip):
         ip.run_cell("%smtp_connect --profile work")
 
 
+def test_bad_values_in_a_profile_are_one_line_and_not_repeated(folders, ip):
+    # Found by a review: a raw ValueError repeating the value, and an AttributeError.
+    notebook, _ = folders
+    _write(notebook, '[work]\nhost = "x.example"\nport = "hunter2"\n')
+    with pytest.raises(UsageError, match=r"profile 'work': port must be a number \(port = 587\)") as raised:
+        ip.run_cell("%smtp_connect --profile work")
+    assert "hunter2" not in str(raised.value)
+    _write(notebook, '[work]\nhost = "x.example"\noptions = [{a = 1}]\n')
+    with pytest.raises(UsageError, match=r"profile 'work': options must be a table \[work\.options\]"):
+        ip.run_cell("%smtp_connect --profile work")
+
+
 def _auth_profile(folder, server, source: str) -> None:
     _write(
         folder,
@@ -158,6 +170,20 @@ def test_password_from_a_prompt(folders, starttls_server, ip, monkeypatch):
     report, captured = run(ip, "%smtp_connect --profile secure")
     assert prompts == [f"SMTP password for demo at localhost:{starttls_server.port}: "]
     assert report.capabilities.user == "demo" and "demo-password" not in captured.stdout + repr(report)
+
+
+def test_a_prompt_where_the_frontend_takes_no_input_is_one_line(folders, starttls_server, ip, monkeypatch):
+    from IPython.core.error import StdinNotImplementedError
+
+    def no_stdin(prompt):  # what ipykernel's getpass does under nbclient, papermill or nbval
+        raise StdinNotImplementedError("getpass was called, but this frontend does not support input requests.")
+
+    _auth_profile(folders[0], starttls_server, "prompt")
+    monkeypatch.setattr("getpass.getpass", no_stdin)
+    for line in ("%smtp_connect --profile secure", f"%smtp_connect localhost:{starttls_server.port} --user demo "
+                 "--prompt-password"):  # fmt: skip
+        with pytest.raises(UsageError, match=r"this frontend cannot ask for a password .*--password-env VAR"):
+            ip.run_cell(line)
 
 
 def test_password_from_the_keyring(folders, starttls_server, ip):

@@ -237,10 +237,10 @@ class ConnectionMagics(SMTPMagicsBase):
                 )
             return user, Secret(value)
         if args.prompt_password:
-            return user, Secret(getpass.getpass(f"SMTP password for {user} at {where}: "))
+            return user, Secret(self._ask(f"SMTP password for {user} at {where}: "))
         if target is not None and target.password_from:
             try:
-                return user, Secret(read_password(target, getpass.getpass))
+                return user, Secret(read_password(target, self._ask))
             except ProfileError as exc:
                 raise self.usage("%smtp_connect", str(exc)) from None
         if embedded is not None and user in embedded.users:
@@ -251,6 +251,17 @@ class ConnectionMagics(SMTPMagicsBase):
             f"{named} {user!r} needs a password: add --password-env VAR (an environment variable) or --prompt-password"
             + (", or password_from in the profile" if target is not None and target.profile else ""),
         )
+
+    def _ask(self, prompt: str) -> str:
+        """The password typed at a prompt; a frontend that cannot ask (nbclient, papermill, nbval) is one line."""
+        try:
+            return getpass.getpass(prompt)
+        except (NotImplementedError, EOFError):  # ipykernel's StdinNotImplementedError is a NotImplementedError
+            raise self.usage(
+                "%smtp_connect",
+                "this frontend cannot ask for a password (it takes no input, as when a notebook runs under nbclient, "
+                'papermill or nbval): use --password-env VAR, or password_from = "env:VAR" or "keyring" in a profile',
+            ) from None
 
     def _report(self, conn: NamedConnection, *, ehlo: bool = False) -> CapabilityReport:
         async def snapshot(client: SMTP) -> Capabilities:
