@@ -217,7 +217,7 @@ def _target(name: str, table: Mapping[str, Any], path: pathlib.Path) -> Target:
             raise ProfileError("it needs host (or url)")
         if "port" in table:
             port = table["port"]
-            if isinstance(port, bool) or not isinstance(port, int) and not str(port).isdigit():
+            if isinstance(port, bool) or (not isinstance(port, int) and not str(port).isdigit()):
                 raise ProfileError("port must be a number (port = 587)")  # the value is not repeated: a password?
             target.options["port"] = int(port)
         if "tls" in table:
