@@ -126,8 +126,11 @@ def test_inbox_n_shows_the_message_as_the_recipient_sees_it(ip):
     assert remote.remote and "img-src data: http: https:" in remote._repr_html_()
     inbox, _ = run(ip, "%smtp_inbox")
     assert inbox.view(0).text() == shown.text()
-    with pytest.raises(UsageError, match="there is no message 1: the inbox holds messages 0 to 0"):
-        ip.run_cell("%smtp_inbox 1")
+    last, _ = run(ip, "%smtp_inbox -1")  # the last, as in Python
+    assert last.text() == shown.text()
+    for number in ("1", "-2"):
+        with pytest.raises(UsageError, match=f"there is no message {number}: the inbox holds messages 0 to 0 "):
+            ip.run_cell(f"%smtp_inbox {number}")
     with pytest.raises(UsageError, match="--remote goes with a message number"):
         ip.run_cell("%smtp_inbox --remote")
 

@@ -113,7 +113,7 @@ class ServerMagics(SMTPMagicsBase):
             if args.remote:
                 raise self.usage("%smtp_inbox", "--remote goes with a message number: %smtp_inbox N --remote")
             return inbox
-        if not 0 <= args.number < len(inbox):
-            held = f"messages 0 to {len(inbox) - 1}" if inbox else "no messages"
+        if not -len(inbox) <= args.number < len(inbox):  # -1 is the last, as in Python
+            held = f"messages 0 to {len(inbox) - 1} (or -1 for the last)" if inbox else "no messages"
             raise self.usage("%smtp_inbox", f"there is no message {args.number}: the inbox holds {held}")
         return inbox.view(args.number, remote=args.remote)
