@@ -22,6 +22,8 @@ __all__ = ["InlineImage", "InlineImages", "inline_image"]
 
 #: Image types mail programs show inline.
 _TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml", "image/bmp"}
+#: The largest image file read: base64 makes it a third larger, over what mail servers take (25 MB is common).
+MAX_INLINE_IMAGE = 25 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +92,9 @@ class InlineImages:
         relative = pathlib.PurePath(path)
         shown = str(path)
         if relative.is_absolute() or shown.startswith(("/", "\\", "~")):
-            raise HTMLMailError(f"inline image {shown!r}: give a path relative to the base folder {self.base}")
+            raise HTMLMailError(f"inline image {shown!r}: give a path relative to the base folder {self.base.resolve()}")
         if ".." in relative.parts:
-            raise HTMLMailError(f"inline image {shown!r}: '..' is not allowed, the image must be in {self.base}")
+            raise HTMLMailError(f"inline image {shown!r}: '..' is not allowed, the image must be in {self.base.resolve()}")
         root = self.base.resolve()
         try:
             full = (root / relative).resolve(strict=True)
@@ -100,8 +102,14 @@ class InlineImages:
             raise HTMLMailError(f"inline image {shown!r} not found in {root}") from None
         if full != root and root not in full.parents:
             raise HTMLMailError(f"inline image {shown!r} is a link to a file outside {root}; copy the file there")
-        if not stat.S_ISREG(full.stat().st_mode):
+        found = full.stat()
+        if not stat.S_ISREG(found.st_mode):
             raise HTMLMailError(f"inline image {shown!r} is not a regular file")
+        if found.st_size > MAX_INLINE_IMAGE:  # said before reading it into memory
+            raise HTMLMailError(
+                f"inline image {shown!r} is {found.st_size:,} bytes, over {MAX_INLINE_IMAGE:,} (25 MiB, before base64): "
+                "no mail server takes it; make it smaller, or link to it"
+            )
         kind, encoding = mimetypes.guess_type(full.name)
         if kind not in _TYPES or encoding is not None:
             raise HTMLMailError(

@@ -9,6 +9,7 @@ import jinja2
 import pytest
 
 from smtp_nb.html import HTMLMailError, InlineImages, build, inline_image
+from smtp_nb.html.images import MAX_INLINE_IMAGE
 
 from .conftest import parsed
 
@@ -76,6 +77,21 @@ def test_a_symlink_out_of_the_base_folder_is_refused_and_one_inside_is_followed(
     with pytest.raises(HTMLMailError, match="link to a file outside"):
         inline_image("escape.png", base=folder)
     assert inline_image("alias.png", base=folder).data == PNG
+
+
+def test_the_refusals_name_the_folder_in_full(folder, monkeypatch):
+    monkeypatch.chdir(folder)
+    with pytest.raises(HTMLMailError, match=f"the image must be in {folder.resolve()}$"):
+        InlineImages(".")("../secret.png")  # it said "must be in ." (found by a review)
+
+
+def test_a_huge_image_is_refused_before_it_is_read(folder, monkeypatch):
+    huge = folder / "huge.png"
+    with huge.open("wb") as file:  # sparse: no disk, and reading it would take 26 MiB of memory
+        file.truncate(MAX_INLINE_IMAGE + 1)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: pytest.fail("read before the size was checked"))
+    with pytest.raises(HTMLMailError, match=r"is 26,214,401 bytes, over 26,214,400 \(25 MiB, before base64\)"):
+        inline_image("huge.png", base=folder)
 
 
 def test_a_fifo_is_not_read(folder):
