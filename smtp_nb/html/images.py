@@ -91,11 +91,11 @@ class InlineImages:
             raise HTMLMailError(f"inline_image takes a file path or a matplotlib figure, not {type(path).__name__}")
         relative = pathlib.PurePath(path)
         shown = str(path)
-        if relative.is_absolute() or shown.startswith(("/", "\\", "~")):
-            raise HTMLMailError(f"inline image {shown!r}: give a path relative to the base folder {self.base.resolve()}")
-        if ".." in relative.parts:
-            raise HTMLMailError(f"inline image {shown!r}: '..' is not allowed, the image must be in {self.base.resolve()}")
         root = self.base.resolve()
+        if relative.is_absolute() or shown.startswith(("/", "\\", "~")):
+            raise HTMLMailError(f"inline image {shown!r}: give a path relative to the base folder {root}")
+        if ".." in relative.parts:
+            raise HTMLMailError(f"inline image {shown!r}: '..' is not allowed, the image must be in {root}")
         try:
             full = (root / relative).resolve(strict=True)
         except (OSError, RuntimeError):
@@ -107,8 +107,8 @@ class InlineImages:
             raise HTMLMailError(f"inline image {shown!r} is not a regular file")
         if found.st_size > MAX_INLINE_IMAGE:  # said before reading it into memory
             raise HTMLMailError(
-                f"inline image {shown!r} is {found.st_size:,} bytes, over {MAX_INLINE_IMAGE:,} (25 MiB, before base64): "
-                "no mail server takes it; make it smaller, or link to it"
+                f"inline image {shown!r} is {found.st_size:,} bytes, over {MAX_INLINE_IMAGE:,} "
+                "(25 MiB, before base64): no mail server takes it; make it smaller, or link to it"
             )
         kind, encoding = mimetypes.guess_type(full.name)
         if kind not in _TYPES or encoding is not None:
