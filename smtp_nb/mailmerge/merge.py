@@ -32,11 +32,15 @@ from .progress import Progress, done, rate, terminal_progress
 from .results import MergePreview, MergeResult, MergeValidationError
 from .rows import RowSource
 from .template import MergeTemplate, Problem, RowError
+from .wire import Rendered
 
 __all__ = ["MergeOptions", "merge", "merge_sync", "parse_rate", "rate"]
 
 _MAX_PROBLEMS = 200
 _MAX_LISTED = 1000  # rows whose attachments a preview lists
+#: Memory for rendered rows kept from the up-front check for sending (``_Checked.keep``), estimated as below.
+_KEPT_BYTES = 4 * 2**20
+_KEPT_OVERHEAD = 1500  # a Rendered's own objects (measured: 1.3 KB for a short text message), beyond its text
 
 
 def parse_rate(rate: str | float | None) -> float | None:
@@ -165,7 +169,7 @@ class _Destination:
         return cls(where + (f" as {user}" if user else ""), embedded)
 
 
-def _decide(found: dict[str, Any] | None, digest: str, to: _Destination | None, opts: MergeOptions) -> str:
+def _decide(found: dict[str, Any] | None, rendered: Rendered, to: _Destination | None, opts: MergeOptions) -> str:
     """What to do with a row given its journal entry: send, skip, unknown, rehearsed (send), changed, elsewhere."""
     if found is None or found["state"] in ("refused", "failed"):
         return "send"
@@ -175,7 +179,7 @@ def _decide(found: dict[str, Any] | None, digest: str, to: _Destination | None, 
         return "send" if opts.resend_unknown else "unknown"
     if found["state"] != "accepted":
         return "send"
-    changed = bool(found["digest"]) and found["digest"] != digest
+    changed = bool(found["digest"]) and found["digest"] != rendered.digest()
     if found["rehearsal"]:
         return "send" if changed and to is not None else "skip"
     if to is None or to.rehearsal or opts.continue_changed:
@@ -216,6 +220,8 @@ class _Run:
     progress: Progress | None
     pacer: _Pacer
     new: bool  # the campaign had no row in the journal: no row to look up before claiming
+    #: Rows rendered by the up-front check, by row number: sent as checked, not rendered again (see ``_Checked``).
+    kept: dict[int, tuple[str, Rendered]] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("accepted", "refused", "failed", "unknown", "skipped", "retried", "skipped_rehearsed"), 0
@@ -236,6 +242,7 @@ class _Run:
         self._lock = asyncio.Lock()
         #: Rows claimed ("sending" on disk) in one commit and not yet handed to a connection.
         self._claimed: collections.deque[_Item] = collections.deque()
+        self._date = (-1, "")  # the Date header, formatted once a second rather than once a row (see ``_dated``)
 
     @property
     def at_risk(self) -> int:
@@ -350,20 +357,31 @@ class _Run:
         except StopIteration:
             self.exhausted = True
             return None
-        rendered = self.template.render(row, number)
+        kept = self.kept.pop(number, None)
+        if kept is not None:
+            key, rendered = kept
+        else:
+            rendered = self.template.render(row, number)
+            key = _key(row, rendered.recipients, self.opts.key)
         sender, recipients = rendered.sender, rendered.recipients
-        key = _key(row, recipients, self.opts.key)
-        digest = rendered.digest()
         found = None if self.new else self.journal.row(self.opts.campaign, key)
-        decision = _decide(found, digest, self.destination, self.opts)
+        decision = _decide(found, rendered, self.destination, self.opts)
         if decision not in ("send", "rehearsed"):
             self.counts["unknown" if decision == "unknown" else "skipped"] += 1
             self.counts["skipped_rehearsed"] += decision == "skip" and bool(found and found["rehearsal"])
             self.left_unknown += decision == "unknown"
             return None
         message_id = _message_id(self.salt, self.opts.campaign, key, sender)
-        dated = rendered.with_headers(Message_ID=message_id, Date=email.utils.formatdate(localtime=True))
-        return _Item(number, key, sender, recipients, dated.to_bytes(eight_bit=self.eight_bit), message_id, digest)
+        dated = rendered.with_headers(Message_ID=message_id, Date=self._dated())
+        data = dated.to_bytes(eight_bit=self.eight_bit)
+        return _Item(number, key, sender, recipients, data, message_id, rendered.digest())
+
+    def _dated(self) -> str:
+        """Now, as a Date header: ``formatdate`` costs more than most of a row's steps, and changes once a second."""
+        second = int(time.time())
+        if second != self._date[0]:
+            self._date = (second, email.utils.formatdate(second, localtime=True))
+        return self._date[1]
 
     def stop(self, error: BaseException) -> None:
         if self.error is None:
@@ -577,7 +595,8 @@ async def _merge(
         checked.stop_if_changed(opts, journal, template)
         journal.set_fingerprint(opts.campaign, template.fingerprint)
         return await _send(template, source, opts, client, owned_primary, journal, (run_number, salt, died),
-                           destination, total=checked.counts["to_send"], new=checked.new)  # fmt: skip
+                           destination, total=checked.counts["to_send"], new=checked.new,
+                           kept=checked.kept)  # fmt: skip
     finally:
         if journal is not None:
             if leased:
@@ -600,6 +619,17 @@ class _Checked:
     changed: list[int]
     elsewhere: dict[str, list[int]]
     new: bool = False  # the journal held no row of the campaign
+    #: The rendered rows to send, by row number, while they fit in ``_KEPT_BYTES``: sending then renders only
+    #: the rows beyond (rendering is most of a text row's cost), and memory stays flat however many rows come.
+    kept: dict[int, tuple[str, Rendered]] = field(default_factory=dict)
+    kept_bytes: int = 0
+
+    def keep(self, number: int, key: str, rendered: Rendered) -> None:
+        images = sum(len(image.data) for image in rendered.images)
+        size = _KEPT_OVERHEAD + len(rendered.text) + len(rendered.html or "") + images
+        if self.kept_bytes + size <= _KEPT_BYTES:
+            self.kept[number] = (key, rendered)
+            self.kept_bytes += size
 
     def preview(self, opts: MergeOptions, journal_path: str) -> MergePreview:
         return MergePreview(
@@ -688,7 +718,7 @@ def _validate(
         earlier = keys.setdefault(row_key, number)
         if earlier != number:
             found.append(Problem(number, opts.key or "To", f"duplicate key {row_key!r} (also row {earlier})"))
-        if size_limit is not None:
+        if size_limit is not None and rendered.size_bound() > size_limit:  # near the limit: serialize to know
             size = rendered.estimated_size(eight_bit=eight_bit)
             if size > size_limit:
                 found.append(
@@ -705,7 +735,7 @@ def _validate(
         if files and len(checked.attachments) < _MAX_LISTED:
             checked.attachments.append((number, files))
         entry = journal.row(opts.campaign, row_key) if journal is not None else None
-        decision = _decide(entry, rendered.digest(), destination, opts)
+        decision = _decide(entry, rendered, destination, opts)
         if decision == "changed":
             checked.changed.append(number)
         elif decision == "elsewhere":
@@ -718,7 +748,9 @@ def _validate(
         else:
             counts["to_send"] += 1
             counts["rehearsed"] += decision == "rehearsed"
-            if not opts.send and len(checked.shown) < opts.preview:
+            if opts.send:
+                checked.keep(number, row_key, rendered)
+            elif len(checked.shown) < opts.preview:
                 checked.shown.append((number, row_key, rendered.to_message(attachments=False), files))
     if total_problems:
         raise MergeValidationError(problems, total_problems, len({p.row for p in problems}))
@@ -739,6 +771,7 @@ async def _send(
     *,
     total: int,
     new: bool,
+    kept: dict[int, tuple[str, Rendered]],
 ) -> MergeResult:
     run_number, salt, died = started
     total = min(total, opts.limit) if opts.limit is not None else total
@@ -762,6 +795,7 @@ async def _send(
         progress=report,
         pacer=_Pacer(opts.per_second),
         new=new,
+        kept=kept,
     )
     clock = time.monotonic()
     clients = [client] + [client.clone() for _ in range(opts.concurrency - 1)]

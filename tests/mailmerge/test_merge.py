@@ -102,6 +102,32 @@ async def test_send_delivers_each_row_once_with_its_own_content(server, tmp_path
     assert "#d9f2d9" in html and "Student" not in html  # status colours; row data stays out of the table
 
 
+async def test_rows_checked_up_front_are_sent_as_checked_and_rows_past_the_memory_budget_are_rendered_again(
+    server, tmp_path, monkeypatch
+):
+    """Rendering once for the rows kept from the check, again only past ``_KEPT_BYTES``; the mail is the same."""
+    from smtp_nb.mailmerge.template import MergeTemplate
+
+    merge_module = sys.modules["smtp_nb.mailmerge.merge"]  # the package's ``merge`` is the function
+    rendered = collections.Counter[int]()
+    render = MergeTemplate.render
+
+    def counted(self, row, number):
+        rendered[number] += 1
+        return render(self, row, number)
+
+    monkeypatch.setattr(MergeTemplate, "render", counted)
+    monkeypatch.setattr(merge_module, "_KEPT_BYTES", 4 * (merge_module._KEPT_OVERHEAD + 60))  # about four rows
+    result = await smtp_nb.merge(TEMPLATE, people(10), send=True, **options(server, tmp_path))
+    assert result.counts["accepted"] == 10 and deliveries(server) == {f"s{i}@example.com": 1 for i in range(10)}
+    kept = [n for n, times in rendered.items() if times == 1]
+    assert kept == [1, 2, 3, 4] and all(rendered[n] == 2 for n in range(5, 11))
+    by_recipient = {m.rcpt_tos[0]: m.message for m in server.messages}
+    for i in (0, 9):  # one kept row, one rendered again: the same message either way
+        assert by_recipient[f"s{i}@example.com"]["Subject"] == f"Your grade, Student {i}"
+        assert f"your grade is {'ABC'[i % 3]}." in by_recipient[f"s{i}@example.com"].get_content()
+
+
 async def test_rerun_skips_accepted_rows(server, tmp_path):
     await smtp_nb.merge(TEMPLATE, people(5), send=True, **options(server, tmp_path))
     again = await smtp_nb.merge(TEMPLATE, people(8), send=True, **options(server, tmp_path))

@@ -103,3 +103,29 @@ def test_no_line_on_the_wire_is_longer_than_998_octets():
         assert max(len(line) for line in data.split(b"\r\n")) <= 998, body[:20]
         assert parsed(data).get_content().rstrip("\r\n") == body
     assert b"7bit" in make("Ada", "Short", "x" * 998).to_bytes()  # at the limit: as written
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=40),
+    subject=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=200),
+    body=st.text(st.characters(blacklist_categories=("Cs",)), max_size=2000),
+    html=st.none() | st.text(st.characters(blacklist_categories=("Cs",)), max_size=2000),
+    eight_bit=st.booleans(),
+)
+def test_the_size_bound_is_never_below_the_size_on_the_wire(name, subject, body, html, eight_bit):
+    """The merge skips serializing a row whose bound is under the server's SIZE: the bound must hold."""
+    rendered = make(name.strip(), subject.strip() or "x", body)
+    rendered.html = html
+    assert rendered.size_bound() >= rendered.estimated_size(eight_bit=eight_bit)
+
+
+def test_the_size_bound_counts_attachments_in_base64(tmp_path):
+    from smtp_nb.mailmerge.wire import Attachment
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)) * 400)
+    found = path.stat()
+    rendered = make("Ada", "Data", "attached\n")
+    rendered.attachments = [Attachment(str(path), "data.bin", found.st_size, found.st_mtime_ns)]
+    assert len(rendered.to_bytes()) <= rendered.size_bound() < 2 * len(rendered.to_bytes())
