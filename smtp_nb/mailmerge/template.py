@@ -45,6 +45,8 @@ _MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|:=~^])")
 _ADDRESS_SYNTAX = frozenset(',;<>"():\\[]')
 #: What separates or wraps mailboxes: a value holding it may be an attempt to add or replace one.
 _LIST_SYNTAX = frozenset(',;<>":')
+#: One mailbox with no quoting, comment, group or escape: text, then at most one <...> and spaces.
+_SIMPLE_MAILBOX = re.compile(r'([^"\\(),;:<>]*)(<[^>\\]*>)?\s*')
 #: Where no attachment may come from, wherever a symlink points.
 _SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
@@ -636,6 +638,15 @@ def _structure(value: str) -> tuple[int, str]:
     outside quoted strings and ``<...>``: a value may change the words, never the structure, so a
     display name cannot end in ``>`` (or ``:``, ``)``) and turn the real address into a comment.
     """
+    simple = _SIMPLE_MAILBOX.fullmatch(value)  # "Name <a@x>" or "a@x", as most rows are: no walk needed
+    if simple is not None:
+        angle = simple.group(2) is not None
+        return int(angle or bool(simple.group(1).strip())), "<>" if angle else ""
+    return _walked_structure(value)
+
+
+def _walked_structure(value: str) -> tuple[int, str]:
+    """``_structure`` of any value, character by character."""
     count, text, quoted, angle, comment, escaped = 0, False, False, False, 0, False
     syntax: list[str] = []
     for char in value:
