@@ -165,6 +165,24 @@ def _chromium() -> str:
     return str(CHROMIUM)
 
 
+def _kernel_idle(page, expect) -> None:
+    """Wait until the notebook's kernel is idle, reconnecting once if the page lost its first connection.
+
+    jupyter_server now and then answers a new kernel's first websocket with a 500 ("'NoneType' object
+    has no attribute 'kernel_ws_protocol'", jupyter-server/jupyter_server#1265, seen here on 3.10);
+    the page then shows the kernel as Unknown until told to reconnect, as a user would with
+    Kernel > Reconnect to Kernel. Any other state that is not Idle still fails the test.
+    """
+    status = page.locator("#jp-main-statusbar")
+    try:
+        expect(status).to_contain_text("Idle", timeout=30_000)
+    except AssertionError:
+        if "Unknown" not in status.inner_text():
+            raise
+        _menu(page, "Kernel", "Reconnect to Kernel")
+        expect(status).to_contain_text("Idle")
+
+
 def _menu(page, menu: str, item: str) -> None:
     page.locator(f".lm-MenuBar-itemLabel:text-is('{menu}')").click()
     page.locator(f".lm-Menu-itemLabel:text-is('{item}')").click()
@@ -240,7 +258,7 @@ def test_run_all_save_shut_down_and_reopen_reads_the_same(jupyterlab, tmp_path):
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")  # the notebook is open, every cell drawn
             code_cells = cells.count()
-            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")  # the kernel is up: Run All runs
+            _kernel_idle(page, expect)  # the kernel is up: Run All runs
             _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
             prompts = cells.locator(".jp-InputPrompt").all_inner_texts()
@@ -283,7 +301,7 @@ def test_the_merge_notebook_reopened_shows_its_summary_and_no_widget_error(jupyt
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")
             code_cells = cells.count()
-            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")
+            _kernel_idle(page, expect)
             _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-InputPrompt")).to_have_text(f"[{code_cells}]:")  # the last cell ran
             # the result, once; the live progress bar above it was replaced by its own last line

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import nbformat
 import pytest
 
-from tests.browser.test_jupyterlab import CHROMIUM_ARGS, WAIT_MS, _chromium, _menu, _screenshot
+from tests.browser.test_jupyterlab import CHROMIUM_ARGS, WAIT_MS, _chromium, _kernel_idle, _menu, _screenshot
 from tests.browser.test_jupyterlab import jupyterlab as jupyterlab  # the fixture: JupyterLab on loopback
 
 TRUSTED = "jupyterlab-html-view.png"
@@ -103,7 +103,7 @@ def test_the_inbox_view_applies_inlined_styles_and_fetches_no_remote_image(jupyt
             page.goto(url_of(path))
             cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
             expect(cells.last).to_contain_text("%smtp_quit")
-            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle")
+            _kernel_idle(page, expect)
             _menu(page, "Run", "Run All Cells")
             expect(cells.last.locator(".jp-OutputArea-output")).to_contain_text("closed connection 'default'")
 
