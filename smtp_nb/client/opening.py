@@ -75,8 +75,10 @@ async def open_connection(conn: Connection, opts: ConnectOptions, timeout: float
     try:
         (greeting,) = await conn.read(1, timeout)
     except SMTPReadTimeoutError:
-        hint = "; a server that speaks TLS from the start waits for the client's TLS hello: "
-        hint += "connect with use_tls=True if it does"
+        hint = (
+            "; a server that speaks TLS from the start waits for the client's TLS hello: "
+            "connect with use_tls=True if it does"
+        )
         raise SMTPConnectTimeoutError(
             f"Timed out connecting to {named}: it accepted the connection but sent no greeting within "
             f"{duration(timeout)}{'' if context else hint}"

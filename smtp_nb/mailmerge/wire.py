@@ -202,6 +202,8 @@ class Rendered:
     attachments: list[Attachment] = dataclasses.field(default_factory=list)
     notes: list[Any] = dataclasses.field(default_factory=list)  # Problems allowed but worth a look in the preview
     images: list[InlineImage] = dataclasses.field(default_factory=list)  # related parts the HTML refers to (cid:)
+    #: ``digest()``, once worked out: a merge asks for it in its check, its decision and its journal record.
+    _digest: str = dataclasses.field(default="", init=False, repr=False, compare=False)
 
     @property
     def sender(self) -> str:
@@ -225,7 +227,10 @@ class Rendered:
         """What this row's message is, without Date and Message-ID: changes when anything sent would change.
 
         Attachments count by name, size and modification time (from ``stat``; the files are not read).
+        Worked out once: a rendered message is not changed afterwards (``with_headers`` makes a copy).
         """
+        if self._digest:
+            return self._digest
         hashed = hashlib.sha256()
         for name, value in self.headers:
             if name.lower() not in ("date", "message-id"):
@@ -233,7 +238,8 @@ class Rendered:
         hashed.update(f"\0{self.text}\0{self.html}\0".encode())
         for a in self.attachments:
             hashed.update(f"{a.name}\0{a.size}\0{a.mtime_ns}\0".encode())
-        return hashed.hexdigest()[:32]
+        self._digest = hashed.hexdigest()[:32]
+        return self._digest
 
     def size_bound(self) -> int:
         """At least ``estimated_size()``, without serializing: what a server's SIZE is compared with first.

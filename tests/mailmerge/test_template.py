@@ -1,8 +1,11 @@
 """Merge templates: rendering, header safety, and errors that name the row and the column."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smtp_nb.mailmerge import MergeTemplate, RowError, TemplateError
+from smtp_nb.mailmerge.template import _structure, _walked_structure
 
 TEMPLATE = """From: Ada <ada@example.com>
 To: {{ email | mailbox(name) }}
@@ -267,3 +270,12 @@ def test_inline_image_outside_the_attachments_root_is_the_rows_problem(tmp_path)
         template.render({"email": "b@example.com", "name": "Bo", "path": "../../etc/passwd"}, 4)
     (problem,) = raised.value.problems
     assert problem.row == 4 and "'..' is not allowed" in problem.problem
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from(list('ab @.<>"\\(),;:[] \t\u00a0\u2028é')), max_size=30))
+def test_the_quick_structure_of_one_plain_mailbox_is_the_walked_one(value):
+    """The merge's structure check takes a shortcut for "Name <a@x>" and "a@x": the same answer as the walk."""
+    assert _structure(value) == _walked_structure(value)
+    for plain in ("Ada <a@x>", " a@x ", "<a@x>", "", "Ada Lovelace"):
+        assert _structure(plain) == _walked_structure(plain)

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtp_nb.mailmerge.wire import Rendered, split_addresses
+from smtp_nb.mailmerge.wire import Attachment, Rendered, split_addresses
 
 
 def parsed(data: bytes):
@@ -121,22 +121,9 @@ def test_the_size_bound_is_never_below_the_size_on_the_wire(name, subject, body,
 
 
 def test_the_size_bound_counts_attachments_in_base64(tmp_path):
-    from smtp_nb.mailmerge.wire import Attachment
-
     path = tmp_path / "data.bin"
     path.write_bytes(bytes(range(256)) * 400)
     found = path.stat()
     rendered = make("Ada", "Data", "attached\n")
     rendered.attachments = [Attachment(str(path), "data.bin", found.st_size, found.st_mtime_ns)]
     assert len(rendered.to_bytes()) <= rendered.size_bound() < 2 * len(rendered.to_bytes())
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(st.sampled_from(list('ab @.<>"\\(),;:[] \t\u00a0\u2028é')), max_size=30))
-def test_the_quick_structure_of_one_plain_mailbox_is_the_walked_one(value):
-    """The merge's structure check takes a shortcut for "Name <a@x>" and "a@x": the same answer as the walk."""
-    from smtp_nb.mailmerge.template import _structure, _walked_structure
-
-    assert _structure(value) == _walked_structure(value)
-    for plain in ("Ada <a@x>", " a@x ", "<a@x>", "", "Ada Lovelace"):
-        assert _structure(plain) == _walked_structure(plain)
